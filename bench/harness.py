@@ -1,0 +1,295 @@
+"""Shared pieces of the load scenarios: servers, wrk, nginx, medians.
+
+Every scenario measures its baseline in the same run as the thing it measures,
+because these machines are noisy: only ratios and medians are comparable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    """A scenario could not run (a missing tool, a server that did not start)."""
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    nats_url: str
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    timeouts: int
+    non_2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def require_tool(name: str, debian_package: str) -> str:
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
+    if path is None:
+        raise BenchError(
+            f"{name} is missing: install it with `apt-get update && apt-get install -y {debian_package}`"
+        )
+    return path
+
+
+def raise_open_files_limit(wanted: int = 65536) -> None:
+    """wrk and the servers need a descriptor per connection (1,000+ in the soak runs)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[Infra]:
+    """Embedded PostgreSQL and NATS in a temp dir, with migrations and demo data applied."""
+    from tessera_catalog.db.migrate import apply_migrations
+    from tessera_catalog.db.seed import seed_if_empty
+    from tessera_stack.nats import EmbeddedNats
+    from tessera_stack.postgres import EmbeddedPostgres, create_database
+
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
+        root = Path(tmp)
+        with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedNats(root / "nats") as nats:
+            database_url = asyncio.run(create_database(postgres.dsn, "bench"))
+            asyncio.run(apply_migrations(database_url))
+            asyncio.run(seed_if_empty(database_url))
+            yield Infra(database_url=database_url, nats_url=nats.url)
+
+
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{base_url} exited with {process.returncode} before it was ready")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"{base_url} was not ready within {timeout_s} s")
+
+
+@contextlib.contextmanager
+def uvicorn_service(
+    factory: str,
+    env: Mapping[str, str],
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    ready_path: str = "/readyz",
+) -> Iterator[str]:
+    """Run `factory` (e.g. `tessera_catalog.app:create_app`) under uvicorn, as in production."""
+    port = port or free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", factory, "--factory",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+        "--workers", str(workers),
+    ]  # fmt: skip
+    process_env = {**os.environ, **env}
+    # Keep the service's JSON logs out of the benchmark's own output.
+    process = subprocess.Popen(
+        command, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        if ready_path == "/readyz":
+            wait_ready(base_url, process)
+        else:
+            _wait_path(base_url + ready_path, process)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_path(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{url} exited with {process.returncode} before it was ready")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise BenchError(f"{url} did not answer within {timeout_s} s")
+
+
+@contextlib.contextmanager
+def nginx_proxy(upstream_base_url: str, port: int | None = None) -> Iterator[str]:
+    """nginx in the foreground as a keep-alive reverse proxy in front of `upstream_base_url`."""
+    nginx = require_tool("nginx", "nginx")
+    port = port or free_port()
+    upstream = upstream_base_url.removeprefix("http://")
+    with tempfile.TemporaryDirectory(prefix="tessera-nginx-") as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(
+            textwrap.dedent(
+                f"""\
+                worker_processes 1;
+                daemon off;
+                error_log {tmp}/error.log warn;
+                pid {tmp}/nginx.pid;
+                events {{ worker_connections 4096; }}
+                http {{
+                    access_log off;
+                    client_body_temp_path {tmp}/body;
+                    proxy_temp_path {tmp}/proxy;
+                    fastcgi_temp_path {tmp}/fastcgi;
+                    uwsgi_temp_path {tmp}/uwsgi;
+                    scgi_temp_path {tmp}/scgi;
+                    upstream app {{ server {upstream}; keepalive 64; }}
+                    server {{
+                        listen 127.0.0.1:{port};
+                        location / {{
+                            proxy_pass http://app;
+                            proxy_http_version 1.1;
+                            proxy_set_header Connection "";
+                        }}
+                    }}
+                }}
+                """
+            )
+        )
+        process = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", tmp],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_path(base_url + "/healthz", process)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+_LATENCY_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)%\s+(\d+(?:\.\d+)?)(us|ms|s)\s*$")
+_UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Parse `wrk --latency` output."""
+    percentiles: dict[str, float] = {}
+    for line in output.splitlines():
+        match = _LATENCY_LINE.match(line)
+        if match:
+            percentiles[match.group(1)] = float(match.group(2)) * _UNIT_TO_MS[match.group(3)]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if rps is None or total is None or "50" not in percentiles or "99" not in percentiles:
+        raise BenchError(f"could not parse wrk output:\n{output}")
+    connect, read, write, timeout = (int(g) for g in errors.groups()) if errors else (0, 0, 0, 0)
+    return WrkResult(
+        requests_per_s=float(rps.group(1)),
+        p50_ms=percentiles["50"],
+        p99_ms=percentiles["99"],
+        requests=int(total.group(1)),
+        connect_errors=connect,
+        read_errors=read,
+        write_errors=write,
+        timeouts=timeout,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+    )
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    duration_s: int,
+    threads: int = 2,
+    timeout_s: int = 10,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> WrkResult:
+    """Run wrk against `url` and return its parsed result."""
+    binary = require_tool("wrk", "wrk")
+    raise_open_files_limit()
+    command = [
+        binary, "--latency", f"-t{min(threads, connections)}", f"-c{connections}",
+        f"-d{duration_s}s", f"--timeout={timeout_s}s",
+    ]  # fmt: skip
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory(prefix="tessera-wrk-") as tmp:
+        if method != "GET" or body is not None:
+            script = Path(tmp) / "request.lua"
+            body_literal = (body or b"").decode().replace("\\", "\\\\").replace('"', '\\"')
+            script.write_text(f'wrk.method = "{method}"\nwrk.body = "{body_literal}"\n')
+            command += ["-s", str(script)]
+        command.append(url)
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise BenchError(f"wrk failed ({completed.returncode}): {completed.stderr.strip()}")
+    return parse_wrk(completed.stdout)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_summary() -> str:
+    """One line naming what the numbers were measured on."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
