@@ -1,1 +1,145 @@
-"""pytest plugin: real PostgreSQL and NATS servers for tests (being written)."""
+"""pytest plugin: real PostgreSQL and NATS servers for tests.
+
+Enabled for the whole workspace by `-p tessera_stack.testing` in the root
+pyproject. Nothing starts unless a test asks for one of these fixtures:
+
+- `postgres_dsn` (session): DSN of a PostgreSQL server (superuser on its
+  `postgres` database). An embedded server in a temporary directory, started
+  once per session with fsync off, or the server of `TESSERA_TEST_DATABASE_URL`.
+- `database_url` (function): DSN of a new, empty database on that server, made
+  from template0 and dropped (sessions disconnected) after the test.
+- `nats_server` (function): a fresh embedded nats-server with JetStream:
+  `.url`, `.stop()`, `.start()` (same port and store, for outage tests).
+  With `TESSERA_TEST_NATS_URL`, that server instead, with all its JetStream
+  streams deleted before the test.
+- `nats_url` (function): `nats_server.url`.
+
+Environment variables:
+
+- `TESSERA_TEST_DATABASE_URL`: use this PostgreSQL server instead of starting
+  one. Its role must be allowed to create databases.
+- `TESSERA_TEST_NATS_URL`: use this NATS server (JetStream enabled) instead of
+  one per test. Every stream on it is deleted before each test that uses it:
+  never point it at a server whose data you want to keep.
+
+Marker `@pytest.mark.embedded_nats`: the test stops and restarts NATS (an
+outage test), so it always gets an embedded server, even when
+`TESSERA_TEST_NATS_URL` is set. Calling `stop()` or `start()` on an external
+server fails and names this marker.
+
+The fixtures are synchronous (server lifecycles block briefly), so async tests
+and async fixtures can use them like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from tessera_stack.nats import EmbeddedNats, delete_streams
+from tessera_stack.postgres import (
+    EmbeddedPostgres,
+    create_database,
+    drop_database,
+    postgres_unreachable,
+    redact,
+)
+from tessera_stack.process import ServerError, run_sync
+
+DATABASE_URL_ENV = "TESSERA_TEST_DATABASE_URL"
+NATS_URL_ENV = "TESSERA_TEST_NATS_URL"
+EMBEDDED_NATS_MARKER = "embedded_nats"
+
+
+class NatsServer(Protocol):
+    """What the `nats_server` fixture gives a test."""
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+class ExternalTestNats:
+    """The server of TESSERA_TEST_NATS_URL: shared, so a test must not stop it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stop(self) -> None:
+        raise ServerError(self._refusal("stop"))
+
+    def start(self) -> None:
+        raise ServerError(self._refusal("start"))
+
+    def _refusal(self, action: str) -> str:
+        return (
+            f"cannot {action} the external NATS server of {NATS_URL_ENV}: "
+            f"mark the test @pytest.mark.{EMBEDDED_NATS_MARKER} to get an embedded one"
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{EMBEDDED_NATS_MARKER}: the test stops/starts NATS, so it always gets an "
+        f"embedded nats-server, even when {NATS_URL_ENV} is set",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of the session's PostgreSQL server (its `postgres` database, as superuser)."""
+    external = os.environ.get(DATABASE_URL_ENV)
+    if external:
+        reason = run_sync(postgres_unreachable(external))
+        if reason is not None:
+            pytest.fail(f"{DATABASE_URL_ENV}={redact(external)} is unreachable: {reason}")
+        yield external
+        return
+    # Not pytest's tmp_path: its base directory is private to us (0700) and
+    # pytest resets that mode, while the server may run as `nobody`.
+    root = Path(tempfile.mkdtemp(prefix="tessera-test-postgres-"))
+    try:
+        with EmbeddedPostgres(root / "data", fsync=False) as server:
+            yield server.dsn
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_dsn: str) -> Iterator[str]:
+    """DSN of a new, empty database, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = run_sync(create_database(postgres_dsn, name))
+    try:
+        yield url
+    finally:
+        run_sync(drop_database(postgres_dsn, name))
+
+
+@pytest.fixture
+def nats_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NatsServer]:
+    """A NATS server with JetStream and no streams; see the module docstring."""
+    external = os.environ.get(NATS_URL_ENV)
+    if external and request.node.get_closest_marker(EMBEDDED_NATS_MARKER) is None:
+        run_sync(delete_streams(external))
+        yield ExternalTestNats(external)
+        return
+    with EmbeddedNats(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServer) -> str:
+    """URL of the test's NATS server."""
+    return nats_server.url

@@ -1,7 +1,15 @@
-"""Gateway settings, read from `GATEWAY_*` environment variables."""
+"""Gateway settings, read from `GATEWAY_*` environment variables.
 
-from pydantic import Field, HttpUrl
+Every limit the gateway enforces is a setting, so operators tune it per
+environment (a ConfigMap; the API key hashes come from a Secret).
+"""
+
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tessera_gateway.auth import parse_key_entries
 
 
 class Settings(BaseSettings):
@@ -11,8 +19,81 @@ class Settings(BaseSettings):
     inference_url: HttpUrl = HttpUrl("http://127.0.0.1:8002")
     nats_url: str = "nats://127.0.0.1:4222"
     """NATS with JetStream: the gateway reads the CATALOG stream for `/v1/events`."""
-    api_keys: str = ""
-    """API keys as `id:sha256-hex:scope1 scope2` entries separated by commas (hashes, never keys)."""
-    anonymous_reads: bool = True
-    upstream_timeout_s: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+    access_log: bool = True
+    """One JSON line per request (logger `tessera.access`); off, only warnings and errors."""
+
+    # --- authentication -------------------------------------------------------
+    api_keys: str = ""
+    """Comma-separated `id:sha256-hex:scope1 scope2` entries (hashes, never keys).
+
+    A key looks like `tsk_<id>_<secret>`; its entry holds the SHA-256 hex digest
+    of the whole key. Scopes: `catalog:read`, `catalog:write`, `inference:predict`.
+    """
+    anonymous_reads: bool = True
+    """Let requests without a key use GET operations (rate limited per client address)."""
+
+    # --- rate limiting (token bucket per key, or per client address) -----------
+    rate_limit_per_s: float = Field(default=100.0, gt=0)
+    """Sustained requests per second for one API key."""
+    rate_limit_burst: int = Field(default=200, ge=1)
+    """Bucket size for one API key: how many requests may arrive at once."""
+    anonymous_rate_limit_per_s: float = Field(default=20.0, gt=0)
+    anonymous_rate_limit_burst: int = Field(default=40, ge=1)
+    rate_limit_max_buckets: int = Field(default=100_000, ge=1)
+    """Buckets kept in memory; the least recently used is dropped beyond this."""
+
+    # --- request limits and CORS ----------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    """Largest request body accepted (413 beyond it), counted while it streams in."""
+    cors_allow_origins: list[str] = []
+    """Origins allowed by CORS, as a JSON list (`["https://app.example"]`); empty: CORS off."""
+    cors_allow_credentials: bool = False
+    cors_max_age_s: int = Field(default=600, ge=0)
+
+    # --- upstreams -------------------------------------------------------------
+    catalog_timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline for a catalog request, all retries included."""
+    inference_timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline for an inference request, all retries included."""
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+    upstream_max_connections: int = Field(default=256, ge=1)
+    """Keep-alive connections per upstream (per gateway process)."""
+    upstream_keepalive_s: float = Field(default=4.0, gt=0)
+    """Idle time after which a pooled upstream connection is dropped; keep it below the
+    upstream's own keep-alive timeout (uvicorn: 5 s) so the gateway never reuses a
+    connection the upstream is closing."""
+    upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    """HTTP client of the pass-through path; see docs/gateway.md (performance)."""
+
+    retry_max_attempts: int = Field(default=3, ge=1)
+    """Attempts per idempotent request, the first included."""
+    retry_backoff_s: float = Field(default=0.05, ge=0)
+    """Base of the exponential backoff (full jitter) between attempts."""
+    retry_backoff_max_s: float = Field(default=1.0, ge=0)
+    retry_budget_ratio: float = Field(default=0.2, ge=0)
+    """Retries earned per request: retries stay below this share of the traffic."""
+    retry_budget_min: int = Field(default=10, ge=0)
+    """Retries allowed before any traffic earned them (and the floor after a quiet spell)."""
+
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures of an upstream that open its circuit."""
+    breaker_open_s: float = Field(default=5.0, gt=0)
+    """How long an open circuit fails fast before letting a probe through."""
+    breaker_half_open_probes: int = Field(default=1, ge=1)
+    """Requests let through at once while half-open; their success closes the circuit."""
+
+    # --- events (SSE) ----------------------------------------------------------
+    events_batch: int = Field(default=64, ge=1)
+    """Messages fetched from JetStream at a time per SSE client (bounds its memory)."""
+    events_ping_s: float = Field(default=15.0, gt=0)
+    """Interval of SSE comments that keep idle connections open through proxies."""
+    events_max_clients: int = Field(default=1000, ge=1)
+    """Concurrent SSE clients per gateway process (503 beyond it)."""
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_parse(cls, value: str) -> str:
+        # Fail at startup, naming the bad entry, rather than at the first request.
+        parse_key_entries(value)
+        return value

@@ -1,0 +1,39 @@
+"""tessera-contracts depends on Pydantic only: service teams can install it alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+PACKAGE = Path(__file__).parents[1]
+# Pydantic and what it depends on; everything else must come from the stdlib.
+ALLOWED = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types", "typing_inspection"}
+
+
+def test_only_runtime_dependency_is_pydantic() -> None:
+    project = tomllib.loads((PACKAGE / "pyproject.toml").read_text())["project"]
+
+    assert [d.split(">")[0].split("=")[0].strip() for d in project["dependencies"]] == ["pydantic"]
+
+
+def test_importing_every_module_loads_nothing_but_pydantic_and_the_stdlib() -> None:
+    code = (
+        "import json, sys\n"
+        "import tessera_contracts, tessera_contracts.compat, tessera_contracts.snapshots, "
+        "tessera_contracts.conversions\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    loaded = set(json.loads(result.stdout))
+    foreign = loaded - set(sys.stdlib_module_names) - ALLOWED - {"tessera_contracts"}
+    assert not {m for m in foreign if not m.startswith("_")}, foreign
+
+
+def test_package_is_typed() -> None:
+    assert (PACKAGE / "src/tessera_contracts/py.typed").is_file()

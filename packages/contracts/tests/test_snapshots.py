@@ -1,0 +1,134 @@
+"""The committed JSON Schema snapshots guard every contract against breaking changes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tessera_contracts import compat, snapshots
+
+COMMITTED = Path(__file__).parents[1] / "schemas"
+UPDATE = "uv run python -m tessera_contracts.compat --update"
+
+
+def test_snapshot_directory_is_the_committed_one() -> None:
+    assert snapshots.DEFAULT_SCHEMAS_DIR == COMMITTED.resolve()
+
+
+def test_current_contracts_break_no_committed_snapshot() -> None:
+    report = snapshots.check(COMMITTED)
+
+    assert not report.breaking, "breaking changes (put them in the next version):\n" + "\n".join(
+        str(change) for change in report.breaking
+    )
+
+
+def test_every_contract_has_an_up_to_date_snapshot() -> None:
+    report = snapshots.check(COMMITTED)
+
+    assert (report.missing, report.outdated, report.stale) == ([], [], []), (
+        f"review, then run `{UPDATE}`"
+    )
+
+
+def test_snapshots_cover_every_version_and_subject() -> None:
+    relpaths = {s.relpath for s in snapshots.current_snapshots()}
+
+    assert {"v1/PredictionRequest.json", "v2/Money.json", "shared/Problem.json"} <= relpaths
+    assert "subjects/inference.v1.predict.json" in relpaths
+    assert "subjects/catalog.v1.product.created.json" in relpaths
+    assert "streams/CATALOG.json" in relpaths
+
+
+def test_generation_is_deterministic() -> None:
+    first = [snapshots.render(s.document) for s in snapshots.current_snapshots()]
+
+    assert first == [snapshots.render(s.document) for s in snapshots.current_snapshots()]
+
+
+def test_request_subject_snapshot_has_request_and_reply() -> None:
+    document = json.loads((COMMITTED / "subjects/inference.v1.predict.json").read_text())
+
+    assert document["subject"] == "inference.v1.predict"
+    assert document["request"]["validation"]["title"] == "PredictionRequest"
+    assert document["reply"]["validation"]["title"] == "PredictionResponse"
+
+
+class TestCommandLine:
+    @pytest.fixture
+    def schemas(self, tmp_path: Path) -> Path:
+        copy = tmp_path / "schemas"
+        shutil.copytree(COMMITTED, copy)
+        return copy
+
+    def run(self, *args: str) -> int:
+        return compat.main(list(args))
+
+    def test_check_passes_on_the_committed_snapshots(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert self.run("--check", "--schemas", str(schemas)) == 0
+        assert "snapshots match" in capsys.readouterr().out
+
+    def test_check_names_model_and_field_of_a_break(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # As if the released v1.Product had a field the code no longer has.
+        path = schemas / "v1/Product.json"
+        document = json.loads(path.read_text())
+        document["validation"]["properties"]["legacy_code"] = {"type": "string"}
+        path.write_text(json.dumps(document))
+
+        assert self.run("--check", "--schemas", str(schemas)) == 1
+        assert "BREAKING v1.Product.legacy_code: field removed" in capsys.readouterr().out
+
+    def test_update_refuses_a_break_unless_allowed(self, schemas: Path) -> None:
+        path = schemas / "v1/ReviewSummary.json"
+        document = json.loads(path.read_text())
+        document["validation"]["properties"]["count"]["maximum"] = 10  # the code widened it
+        path.write_text(json.dumps(document))
+
+        assert self.run("--update", "--schemas", str(schemas)) == 1
+        assert json.loads(path.read_text())["validation"]["properties"]["count"]["maximum"] == 10
+
+        assert self.run("--update", "--allow-breaking", "--schemas", str(schemas)) == 0
+        assert snapshots.check(schemas).clean
+
+    def test_missing_snapshot_fails_check_and_update_writes_it(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (schemas / "v2/Money.json").unlink()
+
+        assert self.run("--check", "--schemas", str(schemas)) == 1
+        assert "missing v2/Money.json" in capsys.readouterr().out
+        assert self.run("--update", "--schemas", str(schemas)) == 0
+        assert (schemas / "v2/Money.json").read_text() == (COMMITTED / "v2/Money.json").read_text()
+
+    def test_snapshot_of_a_removed_model_is_breaking(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        shutil.copy(schemas / "v1/Review.json", schemas / "v1/Comment.json")
+
+        assert self.run("--check", "--schemas", str(schemas)) == 1
+        assert "BREAKING v1/Comment: model removed" in capsys.readouterr().out
+
+    def test_outdated_but_compatible_snapshot_is_reported(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = schemas / "v1/Review.json"
+        document = json.loads(path.read_text())
+        document["validation"]["description"] = "An older wording."
+        path.write_text(snapshots.render(document))
+
+        assert self.run("--check", "--schemas", str(schemas)) == 1
+        out = capsys.readouterr().out
+        assert "outdated v1/Review.json" in out
+        assert "BREAKING" not in out
+
+    def test_unknown_directory_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert self.run("--check", "--schemas", str(tmp_path / "nope")) == 1
+        assert "not found" in capsys.readouterr().out

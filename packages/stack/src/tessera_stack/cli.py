@@ -1,0 +1,123 @@
+"""The `tessera` command: run the whole system on this machine, migrate, seed.
+
+tessera up        PostgreSQL + NATS (external when DATABASE_URL / NATS_URL
+                  answer, else embedded), migrations, demo data, services
+tessera migrate   apply the catalog migrations to --database-url
+tessera seed      load the demo data into an empty catalog database
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+from tessera_stack.local.console import say, warn
+from tessera_stack.local.runner import UpOptions, up
+from tessera_stack.postgres import redact
+from tessera_stack.process import run_sync
+
+DEFAULT_PORTS = {"gateway": 8000, "catalog": 8001, "inference": 8002}
+_DATABASE_ENV = ("DATABASE_URL", "CATALOG_DATABASE_URL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tessera", description="Run and manage Tessera locally.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "up",
+        help="run everything on this machine until Ctrl-C",
+        description=(
+            "Start PostgreSQL (DATABASE_URL if set and reachable, else embedded) and NATS "
+            "(NATS_URL likewise), apply migrations and demo data, and run the services."
+        ),
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".tessera"),
+        help="embedded servers' data, kept between runs (default: .tessera)",
+    )
+    run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    for name, port in DEFAULT_PORTS.items():
+        run.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
+    run.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long each service may take to become ready (default: 60)",
+    )
+
+    for name, help_text in (
+        ("migrate", "apply the catalog's pending migrations"),
+        ("seed", "load the demo data into an empty catalog database"),
+    ):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument(
+            "--database-url",
+            help="PostgreSQL DSN (default: $DATABASE_URL, else $CATALOG_DATABASE_URL)",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(
+            UpOptions(
+                data_dir=args.data_dir.resolve(),
+                host=args.host,
+                ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
+                ready_timeout_s=args.ready_timeout,
+                database_url=os.environ.get("DATABASE_URL") or None,
+                nats_url=os.environ.get("NATS_URL") or None,
+            )
+        )
+    database_url = args.database_url or next(
+        (os.environ[name] for name in _DATABASE_ENV if os.environ.get(name)), None
+    )
+    if database_url is None:
+        # No embedded fallback here: migrating a throwaway server helps nobody.
+        parser.error(
+            f"{args.command} needs a database: pass --database-url "
+            f"or set {' or '.join(_DATABASE_ENV)}"
+        )
+    return _migrate(database_url) if args.command == "migrate" else _seed(database_url)
+
+
+def _migrate(database_url: str) -> int:
+    from tessera_catalog.db.migrate import MigrationError, apply_migrations
+
+    try:
+        applied = run_sync(apply_migrations(database_url))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        warn(f"tessera migrate: cannot migrate {redact(database_url)}: {e}")
+        return 1
+    except MigrationError as e:
+        warn(f"tessera migrate: {e}")
+        return 1
+    say(f"applied {', '.join(applied)}" if applied else "up to date: no pending migrations")
+    return 0
+
+
+def _seed(database_url: str) -> int:
+    from tessera_catalog.db.seed import seed_if_empty
+
+    try:
+        rows = run_sync(seed_if_empty(database_url))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        warn(f"tessera seed: cannot seed {redact(database_url)}: {e}")
+        return 1
+    say(f"loaded {rows} rows of demo data" if rows else "the database has data: nothing loaded")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The local runner behind `tessera up`: infrastructure, database, services, shutdown."""

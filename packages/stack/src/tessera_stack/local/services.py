@@ -1,0 +1,196 @@
+"""The three services of a local run, each a uvicorn subprocess with prefixed logs."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+
+from tessera_stack.local.console import say
+from tessera_stack.process import spawn, stop_processes
+
+SERVICE_NAMES = ("gateway", "catalog", "inference")
+_NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
+# uvicorn stops waiting for open connections (SSE streams) after this...
+GRACEFUL_SHUTDOWN_S = 5
+# ...and we SIGKILL a service that is still running after this.
+STOP_TIMEOUT_S = 10.0
+
+
+class ServiceFailed(RuntimeError):
+    """A service exited or did not become ready; the message carries its last log lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStack:
+    """Where everything of a local run is: what services are configured from."""
+
+    data_dir: Path
+    host: str
+    ports: Mapping[str, int]
+    """Port of each service, by name."""
+    database_url: str
+    nats_url: str
+
+    def url(self, name: str) -> str:
+        """Base URL that reaches service `name` from this machine."""
+        return f"http://{client_host(self.host)}:{self.ports[name]}"
+
+
+def client_host(host: str) -> str:
+    """The address to connect to for a server bound to `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
+    """Environment variables of each service, by name (added to our own environment).
+
+    Extend this to configure services further for local runs.
+    """
+    return {
+        "gateway": {
+            "GATEWAY_CATALOG_URL": stack.url("catalog"),
+            "GATEWAY_INFERENCE_URL": stack.url("inference"),
+            "GATEWAY_NATS_URL": stack.nats_url,
+        },
+        "catalog": {
+            "CATALOG_DATABASE_URL": stack.database_url,
+            "CATALOG_NATS_URL": stack.nats_url,
+        },
+        "inference": {
+            "INFERENCE_NATS_URL": stack.nats_url,
+        },
+    }
+
+
+def uvicorn_command(name: str, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", f"tessera_{name}.app:create_app", "--factory",
+        "--host", host, "--port", str(port),
+        "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S),
+    ]  # fmt: skip
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+class ServiceProcess:
+    """One service: started in its own process group, its output prefixed with its name."""
+
+    def __init__(
+        self, name: str, command: Sequence[str], env: Mapping[str, str], base_url: str
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self._command = list(command)
+        self._env = dict(env)
+        self._recent: collections.deque[str] = collections.deque(maxlen=40)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pump: threading.Thread | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self._process is not None, "not started"
+        return self._process
+
+    def start(self) -> None:
+        # Unbuffered, or a crash loses the lines that would explain it.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env}
+        self._process = spawn(
+            self._command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self._pump = threading.Thread(target=self._forward, name=f"{self.name}-log", daemon=True)
+        self._pump.start()
+
+    def last_lines(self, count: int = 20) -> str:
+        return "\n".join(list(self._recent)[-count:])
+
+    def failure(self, reason: str) -> ServiceFailed:
+        return ServiceFailed(f"{self.name} {reason}; its last log lines:\n{self.last_lines()}")
+
+    def join_logs(self) -> None:
+        """Wait (briefly) until the exited service's last lines are printed."""
+        if self._pump is not None:
+            self._pump.join(timeout=2.0)
+
+    def _forward(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        prefix = f"{self.name:<{_NAME_WIDTH}} | "
+        for raw in self._process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self._recent.append(line)
+            say(prefix + line)
+
+
+def stop_services(services: Sequence[ServiceProcess]) -> None:
+    """SIGTERM all at once, wait, SIGKILL what is left, and flush their last log lines."""
+    stop_processes(
+        [s.process for s in services if s._process is not None], timeout_s=STOP_TIMEOUT_S
+    )
+    for service in services:
+        service.join_logs()
+
+
+def wait_ready(services: Sequence[ServiceProcess], timeout_s: float) -> None:
+    """Return once every service's /readyz answers 200.
+
+    Raises:
+        ServiceFailed: one exited first, or one was not ready in time.
+    """
+    waiting = list(services)
+    last_answer: dict[str, str] = {s.name: "no answer" for s in services}
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as client:
+        while waiting:
+            for service in list(waiting):
+                code = service.process.poll()
+                if code is not None:
+                    service.join_logs()
+                    raise service.failure(f"exited with status {code} before it was ready")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = client.get(f"{service.base_url}/readyz")
+                    if response.status_code == 200:
+                        waiting.remove(service)
+                    else:
+                        last_answer[service.name] = f"{response.status_code} {response.text[:300]}"
+            if waiting and time.monotonic() > deadline:
+                service = waiting[0]
+                raise service.failure(
+                    f"was not ready within {timeout_s:g} s "
+                    f"(last /readyz answer: {last_answer[service.name]})"
+                )
+            if waiting:
+                time.sleep(0.2)
+
+
+def watch(services: Sequence[ServiceProcess], interval_s: float = 0.5) -> NoReturn:
+    """Block until a service exits (then raise); Ctrl-C or SIGTERM interrupts it."""
+    while True:
+        for service in services:
+            code = service.process.poll()
+            if code is not None:
+                service.join_logs()
+                raise service.failure(f"exited with status {code}")
+        time.sleep(interval_s)

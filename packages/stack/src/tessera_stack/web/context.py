@@ -1,0 +1,221 @@
+"""Per-request correlation context: request id and W3C trace context.
+
+The request middleware binds a :class:`RequestContext` for every HTTP request;
+NATS handlers bind one from the message headers with :func:`bind_context`.
+Code anywhere below reads it back with :func:`request_id` (logging does) or
+:func:`outgoing_headers` (clients calling other services do).
+
+No tracer records spans here: we only keep the trace id flowing and give each
+service hop its own span id, so that a real tracer can be added later without
+changing any caller.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from types import TracebackType
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "TRACEPARENT_HEADER",
+    "ContextBinding",
+    "RequestContext",
+    "bind_context",
+    "current_context",
+    "new_context",
+    "outgoing_headers",
+    "request_id",
+]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+TRACEPARENT_HEADER = "traceparent"
+
+# RFC 9110 token characters: safe to echo in a header and to put in a log line
+# (no spaces, quotes, control characters or newlines that could forge entries).
+_REQUEST_ID_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
+# W3C Trace Context, version-format: version-traceid-parentid-flags, lower-case
+# hex. Later versions may append fields after a dash, which we must ignore.
+_TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE_ID = "0" * 32
+_ZERO_SPAN_ID = "0" * 16
+# A trace this service starts is not recorded by any tracer, so it is not
+# marked sampled; an incoming decision is passed on unchanged.
+_NEW_TRACE_FLAGS = "00"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Correlation ids of the unit of work being handled (an HTTP request or a message)."""
+
+    request_id: str
+    trace_id: str
+    span_id: str
+    """This hop's own span id: the parent id of every call it makes."""
+    trace_flags: str
+
+    @property
+    def traceparent(self) -> str:
+        """The ``traceparent`` header value for calls made on behalf of this context."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags}"
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("tessera_request_context", default=None)
+
+
+def new_span_id() -> str:
+    """A random, non-zero 64-bit span id in lower-case hex."""
+    while True:
+        span_id = secrets.token_hex(8)
+        if span_id != _ZERO_SPAN_ID:
+            return span_id
+
+
+def new_trace_id() -> str:
+    """A random, non-zero 128-bit trace id in lower-case hex."""
+    while True:
+        trace_id = secrets.token_hex(16)
+        if trace_id != _ZERO_TRACE_ID:
+            return trace_id
+
+
+def sane_request_id(value: str | None) -> str | None:
+    """``value`` if it is a usable request id (<= 128 token characters), else None."""
+    if value is not None and _REQUEST_ID_RE.fullmatch(value):
+        return value
+    return None
+
+
+def parse_traceparent(value: str | None) -> tuple[str, str] | None:
+    """``(trace_id, trace_flags)`` of a valid ``traceparent`` header, else None."""
+    if value is None:
+        return None
+    match = _TRACEPARENT_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    version, trace_id, parent_id, flags, rest = match.groups()
+    # "ff" is forbidden; version 00 has exactly four fields.
+    if version == "ff" or (version == "00" and rest is not None):
+        return None
+    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
+        return None
+    # Only the sampled bit is defined for version 00; pass on nothing we do not understand.
+    return trace_id, f"{int(flags, 16) & 0x01:02x}"
+
+
+def new_context(request_id: str | None = None, traceparent: str | None = None) -> RequestContext:
+    """Build a context from (untrusted) incoming values, generating what is missing or invalid.
+
+    Args:
+        request_id: incoming ``X-Request-ID``; replaced by a fresh uuid4 hex if not sane.
+        traceparent: incoming ``traceparent``; a new trace is started if absent or invalid.
+
+    Returns:
+        The context, with a new span id for this hop.
+    """
+    rid = sane_request_id(request_id) or uuid.uuid4().hex
+    parsed = parse_traceparent(traceparent)
+    if parsed is None:
+        trace_id, flags = new_trace_id(), _NEW_TRACE_FLAGS
+    else:
+        trace_id, flags = parsed
+    return RequestContext(
+        request_id=rid, trace_id=trace_id, span_id=new_span_id(), trace_flags=flags
+    )
+
+
+def current_context() -> RequestContext | None:
+    """The context bound to the running task, if any."""
+    return _current.get()
+
+
+def request_id() -> str | None:
+    """The request id bound to the running task, if any."""
+    ctx = _current.get()
+    return None if ctx is None else ctx.request_id
+
+
+def outgoing_headers() -> dict[str, str]:
+    """Headers that carry the current context to another service (httpx or NATS).
+
+    Returns:
+        ``{"X-Request-ID": ..., "traceparent": ...}``: the same request id and trace
+        id, with this hop's span id as the parent. Empty outside any bound context
+        (background work should ``bind_context(None)`` first to start one).
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return {}
+    return {REQUEST_ID_HEADER: ctx.request_id, TRACEPARENT_HEADER: ctx.traceparent}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # NATS headers keep the sender's spelling, so look the name up case-insensitively.
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
+
+
+class ContextBinding:
+    """The result of :func:`bind_context`: already bound; use ``with`` to unbind on exit."""
+
+    __slots__ = ("_token", "context")
+
+    def __init__(self, context: RequestContext) -> None:
+        self.context = context
+        self._token: Token[RequestContext | None] | None = _current.set(context)
+
+    def reset(self) -> None:
+        """Restore the context that was bound before (idempotent)."""
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    def __enter__(self) -> RequestContext:
+        return self.context
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.reset()
+
+
+def bind_context(headers: Mapping[str, str] | None) -> ContextBinding:
+    """Bind the context carried by a message's headers (e.g. ``msg.headers`` in a NATS handler).
+
+    Missing or invalid ``X-Request-ID`` / ``traceparent`` values are generated, so
+    ``bind_context(None)`` starts a fresh context for background work.
+
+    Args:
+        headers: the incoming headers, or None.
+
+    Returns:
+        A binding that is already in effect; ``with bind_context(h) as ctx:`` resets
+        it on exit, or call ``.reset()``.
+    """
+    if headers:
+        ctx = new_context(_header(headers, REQUEST_ID_HEADER), _header(headers, TRACEPARENT_HEADER))
+    else:
+        ctx = new_context()
+    return ContextBinding(ctx)
+
+
+def _set(ctx: RequestContext) -> Token[RequestContext | None]:
+    # For the middleware, which resets the token itself (cheaper than a ContextBinding).
+    return _current.set(ctx)
+
+
+def _reset(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)

@@ -1,0 +1,111 @@
+"""JSON logs on stdout, one object per line, carrying the service name and request id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+from tessera_stack.web.context import current_context
+
+__all__ = ["ContextFilter", "ServiceJsonFormatter", "configure_logging"]
+
+_HANDLER_NAME = "tessera-json"
+# uvicorn installs its own plain-text handlers on these; routing them through the
+# root handler keeps every line of a service JSON.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_UVICORN_APP_EXCEPTION = "Exception in ASGI application"
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``service``, ``request_id`` and ``trace_id`` to every record a handler emits."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        # An explicit ``extra={"request_id": ...}`` wins over the bound context.
+        if not hasattr(record, "request_id"):
+            ctx = current_context()
+            record.request_id = None if ctx is None else ctx.request_id
+            record.trace_id = None if ctx is None else ctx.trace_id
+        elif not hasattr(record, "trace_id"):
+            record.trace_id = None
+        return True
+
+
+class ServiceJsonFormatter(JsonFormatter):
+    """python-json-logger formatter that puts an ISO 8601 UTC ``time`` first."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(trace_id)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+        )
+
+    def add_fields(
+        self,
+        log_data: dict[str, Any],
+        record: logging.LogRecord,
+        message_dict: dict[str, Any],
+    ) -> None:
+        # strftime on a struct_time is several times cheaper than building a datetime.
+        log_data["time"] = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z"
+        )
+        super().add_fields(log_data, record, message_dict)
+
+
+class _DropDuplicateAppException(logging.Filter):
+    # The unhandled-exception handler already logged the traceback with the request
+    # id; uvicorn logs the same exception again (re-raised by ServerErrorMiddleware).
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_UVICORN_APP_EXCEPTION))
+
+
+def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | None = None) -> None:
+    """Send all logs to ``stream`` (default stdout) as JSON lines; safe to call again.
+
+    Each line has ``time``, ``level``, ``logger``, ``message``, ``service``,
+    ``request_id`` and ``trace_id`` (null outside a request), plus any ``extra``
+    fields and ``exc_info`` for exceptions.
+
+    Args:
+        service: value of the ``service`` field.
+        level: root log level name, e.g. ``"INFO"`` or ``"debug"``.
+        stream: where to write; stdout when None.
+
+    Raises:
+        ValueError: ``level`` is not a logging level name.
+    """
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r}")
+
+    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(ServiceJsonFormatter())
+    handler.addFilter(ContextFilter(service))
+
+    root = logging.getLogger()
+    # Replace (not add) our handler so a second call changes service/level/stream
+    # instead of printing every line twice.
+    for existing in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(existing)
+        existing.close()
+    root.addHandler(handler)
+    root.setLevel(numeric)
+
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    error_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropDuplicateAppException) for f in error_logger.filters):
+        error_logger.addFilter(_DropDuplicateAppException())

@@ -1,0 +1,225 @@
+"""Every error a service returns, as an RFC 9457 ``application/problem+json`` body."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
+
+from tessera_stack.web.context import request_id
+
+__all__ = [
+    "ServiceError",
+    "install_problem_handlers",
+    "problem_response",
+    "status_title",
+]
+
+logger = logging.getLogger("tessera_stack.web")
+
+# RFC 9110 renamed a few reason phrases that Python 3.11's HTTPStatus still spells
+# the RFC 7231 way; titles should match the current RFC.
+_RFC9110_PHRASES = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def status_title(status: int) -> str:
+    """The RFC 9110 reason phrase of ``status`` (``"Error"`` for unregistered codes)."""
+    phrase = _RFC9110_PHRASES.get(status)
+    if phrase is not None:
+        return phrase
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _body_allowed(status: int) -> bool:
+    return status >= 200 and status not in (204, 304)
+
+
+def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response:
+    """Serialize ``problem`` as an ``application/problem+json`` response with its status.
+
+    Args:
+        problem: the problem details; ``problem.status`` is the response status.
+        headers: extra response headers (e.g. ``Allow``, ``Retry-After``).
+
+    Returns:
+        The response; without a body for statuses that forbid one (1xx, 204, 304).
+    """
+    if not _body_allowed(problem.status):
+        return Response(status_code=problem.status, headers=dict(headers) if headers else None)
+    return Response(
+        content=problem.model_dump_json(exclude_none=True),
+        status_code=problem.status,
+        headers=dict(headers) if headers else None,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+class ServiceError(Exception):
+    """Base of a service's own errors; each service subclasses it once (``CatalogError``).
+
+    The handler turns an instance into a problem: ``status_code`` is the status,
+    ``title`` (default: the class name) and ``type_uri`` (default:
+    ``urn:tessera:problem:<kebab-case class name>``) identify the problem type,
+    and ``str(exc)`` is the detail. Override :meth:`to_problem` to add members.
+    """
+
+    status_code: ClassVar[int] = 500
+    title: ClassVar[str | None] = None
+    type_uri: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        upstream: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            detail: explanation of this occurrence (the problem's ``detail``).
+            upstream: the upstream service that failed, for 502/503/504 errors.
+            headers: response headers to send with the problem, e.g. ``Retry-After``.
+        """
+        super().__init__(detail)
+        self.upstream = upstream
+        self.headers: dict[str, str] = dict(headers) if headers else {}
+
+    @classmethod
+    def problem_title(cls) -> str:
+        """The problem ``title``: ``title`` if set, else the class name."""
+        return cls.title or cls.__name__
+
+    @classmethod
+    def problem_type(cls) -> str:
+        """The problem ``type`` URI: ``type_uri`` if set, else derived from the class name."""
+        if cls.type_uri:
+            return cls.type_uri
+        # RFC 9457 asks for a URI that identifies the type; a URN needs no server to
+        # resolve and stays stable as long as the class name does.
+        return "urn:tessera:problem:" + _CAMEL_BOUNDARY.sub("-", cls.__name__).lower()
+
+    def to_problem(self, *, instance: str | None = None) -> Problem:
+        """The problem details of this error.
+
+        Args:
+            instance: identifies the occurrence, e.g. the request path.
+
+        Returns:
+            The problem, with ``status_code`` as its status.
+        """
+        return Problem(
+            type=self.problem_type(),
+            title=self.problem_title(),
+            status=self.status_code,
+            detail=str(self) or None,
+            instance=instance,
+            upstream=self.upstream,
+        )
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+    msg = str(error.get("msg", ""))
+    kind = str(error.get("type", "value_error"))
+    if kind == "json_invalid":
+        # FastAPI puts the character offset after "body"; the location of a syntax
+        # error is the body itself, and the offset belongs in the message.
+        position = next((part for part in loc[1:] if isinstance(part, int)), None)
+        reason = (error.get("ctx") or {}).get("error")
+        msg = "Invalid JSON" + (f": {reason}" if reason else "")
+        if position is not None:
+            msg += f" at character {position}"
+        loc = loc[:1] or ["body"]
+    return FieldError(loc=loc, msg=msg, type=kind)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    title = status_title(exc.status_code)
+    detail: str | None
+    if isinstance(exc.detail, str):
+        # Starlette's own detail is just the phrase again; say it once.
+        detail = exc.detail if exc.detail and exc.detail != title else None
+    else:
+        detail = json.dumps(exc.detail, default=str)
+    problem = Problem(title=title, status=exc.status_code, detail=detail, instance=request.url.path)
+    return problem_response(problem, exc.headers)
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_field_error(error) for error in exc.errors()]
+    count = len(errors)
+    problem = Problem(
+        title=status_title(422),
+        status=422,
+        detail=f"{count} invalid value{'' if count == 1 else 's'} in the request",
+        instance=request.url.path,
+        errors=errors,
+    )
+    return problem_response(problem)
+
+
+async def _service_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    problem = exc.to_problem(instance=request.url.path)
+    if exc.status_code == 500:
+        # The service did not say what went wrong more precisely: treat it as a bug.
+        logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
+    elif exc.status_code > 500:
+        logger.warning("%s: %s", problem.title, problem.detail, extra={"upstream": exc.upstream})
+    return problem_response(problem, exc.headers)
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    # Runs inside ServerErrorMiddleware, which is itself inside the request context
+    # middleware: the request id is still bound here and the header gets added.
+    logger.error(
+        "unhandled %s in %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
+    rid = request_id()
+    problem = Problem(
+        title=status_title(500),
+        status=500,
+        detail="An unexpected error occurred"
+        + (f"; quote request id {rid} when reporting it." if rid else "."),
+        instance=request.url.path,
+    )
+    return problem_response(problem)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Make every error of ``app`` an ``application/problem+json`` response.
+
+    Covers Starlette/FastAPI HTTP errors (404, 405 with ``Allow``, ...), request
+    validation (422 with ``errors``), :class:`ServiceError` subclasses and, as a
+    500 without internals, any other exception (logged with its traceback).
+    """
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(ServiceError, _service_error_handler)
+    app.add_exception_handler(Exception, _unhandled_error_handler)

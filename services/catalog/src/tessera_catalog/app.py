@@ -1,0 +1,177 @@
+"""The catalog service: `uvicorn tessera_catalog.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from tessera_stack.web import (
+    ReadinessCheck,
+    configure_logging,
+    create_service_app,
+    problem_response,
+)
+
+from tessera_catalog.api import router
+from tessera_catalog.db.migrate import load_migrations
+from tessera_catalog.db.records import Pool
+from tessera_catalog.domain.enriched import Enricher
+from tessera_catalog.domain.inventory import Inventories
+from tessera_catalog.domain.products import Products
+from tessera_catalog.domain.reviews import Reviews
+from tessera_catalog.errors import DatabaseUnavailable, InvalidValue
+from tessera_catalog.messaging.connection import NatsConnection
+from tessera_catalog.messaging.inference import InferenceClient
+from tessera_catalog.messaging.relay import OutboxRelay
+from tessera_catalog.metrics import CatalogMetrics, PoolCollector
+from tessera_catalog.settings import Settings
+
+__version__ = importlib.metadata.version("tessera-catalog")
+logger = logging.getLogger("tessera_catalog")
+
+DESCRIPTION = """\
+Products, reviews and inventory on PostgreSQL; internal (the gateway publishes it).
+
+* **v1**: offset pages with `total`, prices as floats.
+* **v2**: keyset cursors, prices as exact `{amount, currency}`, predictions with probabilities.
+* `limit` above 100 is served as 100. Creates accept `Idempotency-Key`; `PATCH` and
+  `DELETE` accept `If-Match` with the ETag from a `GET` (412 when it no longer matches).
+* Every change is published as a CloudEvent on JetStream stream `CATALOG`.
+"""
+
+_POOL_CLOSE_TIMEOUT_S = 10.0
+
+
+class State(TypedDict):
+    settings: Settings
+    pool: Pool
+    nats: NatsConnection
+    products: Products
+    reviews: Reviews
+    inventories: Inventories
+    enricher: Enricher
+
+
+async def _postgres_ready(request: Request) -> None:
+    pool: Pool = request.state.pool
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _schema_ready(request: Request) -> None:
+    # Until the migration Job has run, this version's queries would fail: not ready.
+    pool: Pool = request.state.pool
+    newest = load_migrations()[-1].name
+    async with pool.acquire() as conn:
+        applied = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", newest
+        )
+    if not applied:
+        raise RuntimeError(f"migration {newest} is not applied; run `tessera migrate`")
+
+
+async def _nats_ready(request: Request) -> None:
+    nats: NatsConnection = request.state.nats
+    if not nats.connected:
+        raise ConnectionError(f"not connected to {nats.settings.nats_url}")
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # A lost or refused PostgreSQL connection is an outage, not a bug: 503 with
+    # Retry-After instead of the generic 500.
+    logger.warning("database unavailable: %r", exc)
+    error = DatabaseUnavailable()
+    return problem_response(error.to_problem(instance=request.url.path), error.headers)
+
+
+async def _invalid_value(request: Request, exc: Exception) -> Response:
+    # A value the contracts allow but PostgreSQL refuses: the last line of
+    # defence, as known limits are checked earlier with field locations.
+    error = InvalidValue(f"a value was refused by the database: {exc}")
+    return problem_response(error.to_problem(instance=request.url.path))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging("catalog", settings.log_level)
+    current_pool: list[Pool] = []
+    metrics: CatalogMetrics | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        nonlocal metrics
+        if metrics is None:  # once per app: a registry refuses duplicate metrics
+            metrics = CatalogMetrics(app.state.metrics_registry)
+            app.state.metrics_registry.register(
+                PoolCollector(lambda: current_pool[0] if current_pool else None)
+            )
+        pool = await asyncpg.create_pool(
+            str(settings.database_url),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            server_settings={
+                "application_name": "tessera-catalog",
+                "statement_timeout": str(int(settings.statement_timeout_s * 1000)),
+            },
+        )
+        nats = NatsConnection(settings)
+        metrics.nats_connected.set_function(lambda: float(nats.connected))
+        relay = OutboxRelay(pool, nats, settings, metrics)
+        nats.on_connected = relay.nats_connected
+        inference = InferenceClient(nats, settings.prediction_timeout_s)
+        current_pool.append(pool)
+        # Both run in the background: HTTP serves while NATS is still (or again) down.
+        nats.start()
+        relay.start()
+        try:
+            yield {
+                "settings": settings,
+                "pool": pool,
+                "nats": nats,
+                "products": Products(pool, settings),
+                "reviews": Reviews(pool, settings),
+                "inventories": Inventories(pool, settings),
+                "enricher": Enricher(pool, inference, settings, metrics),
+            }
+        finally:
+            # Requests have finished (uvicorn drains before lifespan shutdown).
+            # Events they committed stay in the outbox if the relay stops first.
+            await relay.stop()
+            await nats.close()
+            current_pool.clear()
+            try:
+                await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
+
+    checks = [ReadinessCheck("postgres", _postgres_ready), ReadinessCheck("schema", _schema_ready)]
+    if settings.nats_required_for_readiness:
+        checks.append(ReadinessCheck("nats", _nats_ready))
+    app = create_service_app(
+        title="catalog",
+        version=__version__,
+        lifespan=lifespan,
+        readiness_checks=checks,
+        description=DESCRIPTION,
+    )
+    outage: tuple[type[Exception], ...] = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.QueryCanceledError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+    )
+    for error in outage:
+        app.add_exception_handler(error, _database_unavailable)
+    for refused in (asyncpg.DataError, asyncpg.CheckViolationError):
+        app.add_exception_handler(refused, _invalid_value)
+    app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""PostgreSQL access: migrations, seed data and queries."""

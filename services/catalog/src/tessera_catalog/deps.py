@@ -1,0 +1,45 @@
+"""FastAPI dependencies: the lifespan state's services, typed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tessera_catalog.domain.enriched import Enricher
+from tessera_catalog.domain.inventory import Inventories
+from tessera_catalog.domain.products import Products
+from tessera_catalog.domain.reviews import Reviews
+from tessera_catalog.settings import Settings
+
+
+def get_products(request: Request) -> Products:
+    products: Products = request.state.products
+    return products
+
+
+def get_reviews(request: Request) -> Reviews:
+    reviews: Reviews = request.state.reviews
+    return reviews
+
+
+def get_inventories(request: Request) -> Inventories:
+    inventories: Inventories = request.state.inventories
+    return inventories
+
+
+def get_enricher(request: Request) -> Enricher:
+    enricher: Enricher = request.state.enricher
+    return enricher
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+ProductsDep = Annotated[Products, Depends(get_products)]
+ReviewsDep = Annotated[Reviews, Depends(get_reviews)]
+InventoriesDep = Annotated[Inventories, Depends(get_inventories)]
+EnricherDep = Annotated[Enricher, Depends(get_enricher)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

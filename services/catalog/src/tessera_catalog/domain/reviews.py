@@ -1,0 +1,62 @@
+"""Reviews: list a product's reviews and post new ones (with `review.created`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID, uuid4
+
+import asyncpg
+from tessera_contracts import v1
+
+from tessera_catalog import convert
+from tessera_catalog.db import reviews
+from tessera_catalog.db.records import Pool, acquire
+from tessera_catalog.db.reviews import NewReview, ReviewRecord
+from tessera_catalog.errors import ProductNotFound
+from tessera_catalog.events import record_event
+from tessera_catalog.idempotency import IdempotencyRequest, Rendered, run_idempotent
+from tessera_catalog.settings import Settings
+
+
+class Reviews:
+    def __init__(self, pool: Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def page(
+        self, product_id: UUID, *, offset: int, limit: int
+    ) -> tuple[list[ReviewRecord], int]:
+        async with acquire(self.pool, self.settings.pool_acquire_timeout_s) as conn:
+            items, total = await reviews.list_page(conn, product_id, offset=offset, limit=limit)
+            # No reviews can also mean no product; only then is the extra query needed.
+            if total == 0 and not await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)", product_id
+            ):
+                raise ProductNotFound(product_id)
+            return items, total
+
+    async def create(
+        self,
+        product_id: UUID,
+        new: NewReview,
+        *,
+        idempotency: IdempotencyRequest | None,
+        render: Callable[[ReviewRecord], Rendered],
+    ) -> Rendered:
+        async def insert() -> Rendered:
+            record = await reviews.insert(conn, uuid4(), product_id, new)
+            await record_event(
+                conn, v1.ReviewCreated(review=convert.review(record)), str(product_id)
+            )
+            return render(record)
+
+        try:
+            async with (
+                acquire(self.pool, self.settings.pool_acquire_timeout_s) as conn,
+                conn.transaction(),
+            ):
+                return await run_idempotent(
+                    conn, idempotency, self.settings.idempotency_ttl_s, insert
+                )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise ProductNotFound(product_id) from exc

@@ -1,0 +1,1 @@
+"""NATS: the connection, the outbox relay to JetStream, and inference requests."""

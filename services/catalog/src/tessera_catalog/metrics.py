@@ -1,0 +1,64 @@
+"""The catalog's own Prometheus metrics, registered in the app's registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tessera_catalog.db.records import Pool
+
+
+class PoolCollector(Collector):
+    """Pool size, idle and in-use connections, read from the pool at scrape time."""
+
+    def __init__(self, pool: Callable[[], Pool | None]) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._pool()
+        if pool is None:  # before startup / after shutdown: report nothing rather than zeros
+            return
+        size, idle = pool.get_size(), pool.get_idle_size()
+        yield GaugeMetricFamily("catalog_db_pool_size", "Open PostgreSQL pool connections.", size)
+        yield GaugeMetricFamily("catalog_db_pool_idle", "Idle PostgreSQL pool connections.", idle)
+        yield GaugeMetricFamily(
+            "catalog_db_pool_in_use", "PostgreSQL pool connections in use.", size - idle
+        )
+        yield GaugeMetricFamily(
+            "catalog_db_pool_max",
+            "Largest size the PostgreSQL pool may grow to.",
+            pool.get_max_size(),
+        )
+
+
+class CatalogMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.outbox_pending = Gauge(
+            "catalog_outbox_pending",
+            "Outbox events committed but not yet published to JetStream (the backlog).",
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            "catalog_outbox_published",
+            "Outbox events published to JetStream and acknowledged.",
+            registry=registry,
+        )
+        self.outbox_publish_failures = Counter(
+            "catalog_outbox_publish_failures",
+            "Relay rounds stopped by a NATS failure (the events stay pending).",
+            registry=registry,
+        )
+        self.nats_connected = Gauge(
+            "catalog_nats_connected", "1 while connected to NATS, else 0.", registry=registry
+        )
+        self.enriched_degraded = Counter(
+            "catalog_enriched_degraded",
+            "Enriched products answered without a part, by part.",
+            ("part",),
+            registry=registry,
+        )
+        for part in ("reviews", "inventory", "prediction"):
+            self.enriched_degraded.labels(part)

@@ -1,0 +1,194 @@
+"""The gateway's app factory.
+
+uvicorn tessera_gateway.app:create_app --factory --port 8000
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
+
+from tessera_gateway import __version__
+from tessera_gateway.auth import KeyStore
+from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
+from tessera_gateway.events import EventHub, install_events
+from tessera_gateway.proxy import Gatekeeper
+from tessera_gateway.ratelimit import Policy, RateLimiter
+from tessera_gateway.resilience import CircuitBreaker, RetryBudget
+from tessera_gateway.routes import catalog_v1, catalog_v2, inference
+from tessera_gateway.settings import Settings
+from tessera_gateway.upstreams import RetryPolicy, Upstream, UpstreamMetrics
+
+DESCRIPTION = """\
+The public API of Tessera: the product catalog and the ML models behind one door.
+
+**Authentication.** Send an API key as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. Each key has scopes: `catalog:read` (GET catalog
+operations and `/v1/events`), `catalog:write` (catalog changes) and
+`inference:predict` (predictions and model metadata). GET operations may also
+be open to callers without a key, if the deployment allows anonymous reads.
+A missing or invalid key is 401, a missing scope 403.
+
+**Limits.** Each key (each client address, without one) has a token bucket:
+every response carries `RateLimit-Limit`, `RateLimit-Remaining`,
+`RateLimit-Reset` and `RateLimit-Policy`; beyond it the answer is 429 with
+`Retry-After`. Request bodies above the configured size are 413.
+
+**Errors** are `application/problem+json` (RFC 9457). A catalog 4xx reaches you
+as the catalog sent it (a 422 lists each invalid field in `errors`); the
+Open Inference Protocol operations under `/v2` answer their own errors as
+`{"error": "..."}`. When a service behind the gateway is down, slow or
+failing, the answer is 502, 503 (with `Retry-After` while its circuit is open)
+or 504, with `upstream` naming the service.
+
+**Correlation.** Every response has an `X-Request-ID` (yours, if you sent a
+sane one); quote it when reporting a problem. `traceparent` is honoured.
+"""
+
+TAGS = [
+    {
+        "name": "catalog v1",
+        "description": "Products with float prices and offset pages; reviews; inventory.",
+    },
+    {"name": "catalog v2", "description": "Products with exact money and keyset (cursor) pages."},
+    {
+        "name": "inference",
+        "description": "`/v1/predict` and the Open Inference Protocol (KServe v2).",
+    },
+    {"name": "events", "description": "Live catalog changes as Server-Sent Events."},
+]
+
+logger = logging.getLogger("tessera_gateway")
+
+
+class State(TypedDict):
+    settings: Settings
+    events: EventHub
+
+
+def _client(settings: Settings, base_url: str) -> UpstreamClient:
+    client = HttpxClient if settings.upstream_client == "httpx" else AiohttpClient
+    return client(
+        base_url,
+        max_connections=settings.upstream_max_connections,
+        connect_timeout_s=settings.connect_timeout_s,
+        keepalive_s=settings.upstream_keepalive_s,
+    )
+
+
+def _upstream(
+    settings: Settings, name: str, base_url: str, timeout_s: float, metrics: UpstreamMetrics
+) -> Upstream:
+    return Upstream(
+        name,
+        lambda: _client(settings, base_url),
+        timeout_s=timeout_s,
+        retry=RetryPolicy(
+            settings.retry_max_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s
+        ),
+        budget=RetryBudget(ratio=settings.retry_budget_ratio, minimum=settings.retry_budget_min),
+        breaker=CircuitBreaker(
+            failure_threshold=settings.breaker_failure_threshold,
+            open_s=settings.breaker_open_s,
+            half_open_probes=settings.breaker_half_open_probes,
+        ),
+        metrics=metrics,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging("gateway", settings.log_level)
+    if not settings.access_log:
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
+
+    gatekeeper = Gatekeeper(
+        KeyStore.from_setting(settings.api_keys),
+        RateLimiter(settings.rate_limit_max_buckets),
+        anonymous_reads=settings.anonymous_reads,
+        key_policy=Policy(settings.rate_limit_per_s, settings.rate_limit_burst),
+        anonymous_policy=Policy(
+            settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst
+        ),
+    )
+    events = EventHub(settings)
+    upstreams: list[Upstream] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        for upstream in upstreams:
+            upstream.open()
+        await events.start()
+        try:
+            yield {"settings": settings, "events": events}
+        finally:
+            await events.stop()
+            for upstream in upstreams:
+                await upstream.aclose()
+
+    app = create_service_app(
+        title="Tessera API",
+        version=__version__,
+        lifespan=lifespan,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+    )
+    metrics = UpstreamMetrics(app.state.metrics_registry)
+    catalog = _upstream(
+        settings, "catalog", str(settings.catalog_url), settings.catalog_timeout_s, metrics
+    )
+    inference_upstream = _upstream(
+        settings, "inference", str(settings.inference_url), settings.inference_timeout_s, metrics
+    )
+    upstreams.extend([catalog, inference_upstream])
+    for ops, upstream in (
+        (catalog_v1.ops, catalog),
+        (catalog_v2.ops, catalog),
+        (inference.ops, inference_upstream),
+    ):
+        ops.install(
+            app,
+            upstream,
+            gatekeeper,
+            max_body_bytes=settings.max_body_bytes,
+            anonymous_reads=settings.anonymous_reads,
+        )
+    install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
+
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "X-Request-ID",
+                "traceparent",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+            ],
+            max_age=settings.cors_max_age_s,
+        )
+    return app

@@ -1,0 +1,145 @@
+"""Proxied operations: declared like FastAPI routes, served by the lean `Proxy`.
+
+Each operation is written as a FastAPI endpoint *signature* (path and query
+parameters, the body model, the response model, a docstring), which is what
+`/docs` shows. Requests never call that function: `ProxyRoute` replaces the
+route's ASGI app with a `Proxy`, which forwards the request to the upstream as
+it is and relays the answer. The upstream validates (its 422 reaches the
+client unchanged), so the signature documents the contract without costing
+anything per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBearer
+from tessera_stack.web import problem_responses
+
+from tessera_gateway.proxy import Access, Gatekeeper, Proxy
+from tessera_gateway.upstreams import Upstream
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Documentation only: the schemes tell /docs how to send a key. The check itself
+# is `Gatekeeper`, which runs before anything else in every operation.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="tsk_<id>_<secret>",
+    description="`Authorization: Bearer <key>`",
+    auto_error=False,
+)
+API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="apiKey",
+    description="The same key in `X-API-Key`",
+    auto_error=False,
+)
+
+# Every proxied operation can answer these, whatever the upstream says.
+_GATEWAY_ERRORS = (401, 403, 413, 429, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    access: Access
+    route_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class ProxyRoute(APIRoute):
+    """An APIRoute whose ASGI app forwards to an upstream instead of calling the endpoint."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, proxy: Proxy, **kwargs: Any):
+        super().__init__(path, endpoint, **kwargs)
+        self.proxy = proxy
+        self.app = proxy
+
+
+class Operations:
+    """The proxied operations of one upstream, installed into the app in one go."""
+
+    def __init__(self, upstream: str, *, tags: list[str]) -> None:
+        self.upstream = upstream
+        self.tags = tags
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str,
+        anonymous: bool = False,
+        errors: tuple[int, ...] = (),
+        **route_kwargs: Any,
+    ) -> Callable[[F], F]:
+        """Declare an operation; `errors` are the upstream's own problem statuses."""
+
+        def register(endpoint: F) -> F:
+            self.operations.append(
+                Operation(
+                    method,
+                    path,
+                    endpoint,
+                    Access(scope, anonymous),
+                    route_kwargs | {"errors": errors},
+                )
+            )
+            return endpoint
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        return self.route("GET", path, anonymous=kwargs.pop("anonymous", True), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        return self.route("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        return self.route("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        return self.route("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        return self.route("DELETE", path, **kwargs)
+
+    def install(
+        self,
+        app: FastAPI,
+        upstream: Upstream,
+        gatekeeper: Gatekeeper,
+        *,
+        max_body_bytes: int,
+        anonymous_reads: bool,
+    ) -> None:
+        for operation in self.operations:
+            kwargs = dict(operation.route_kwargs)
+            statuses = sorted({*_GATEWAY_ERRORS, *kwargs.pop("errors")})
+            # The operation's own entries win: OIP errors are not problem+json.
+            responses = problem_responses(*statuses) | kwargs.pop("responses", {})
+            access = operation.access
+            scopes = [access.scope]
+            extra: dict[str, Any] = {}
+            if access.anonymous and anonymous_reads:
+                # An empty requirement: the operation also works without a key.
+                extra["security"] = [{}]
+            route = ProxyRoute(
+                operation.path,
+                operation.endpoint,
+                proxy=Proxy(upstream, access, gatekeeper, max_body_bytes),
+                methods=[operation.method],
+                tags=list(self.tags),
+                dependencies=[Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)],
+                responses=responses,
+                openapi_extra=extra or None,
+                **kwargs,
+            )
+            app.router.routes.append(route)

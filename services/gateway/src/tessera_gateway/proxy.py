@@ -1,0 +1,226 @@
+"""The pass-through hot path: authorize, rate limit, forward, relay the bytes back.
+
+It is a plain ASGI callable (see `operations.ProxyRoute`), not a FastAPI
+endpoint: the gateway does not parse or validate what it forwards. Requests
+are validated by the upstream, whose 4xx problem bodies reach the client as
+they are, and responses come from our own services, so their bytes are relayed
+without re-validation. That keeps the gateway's own CPU per request small,
+which is what its throughput is made of (docs/gateway.md, performance).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.types import Receive, Scope, Send
+from tessera_stack.web import outgoing_headers
+
+from tessera_gateway.auth import InvalidKey, KeyStore, Principal, presented_key
+from tessera_gateway.clients import EXCHANGE_ERRORS
+from tessera_gateway.errors import ContentTooLarge, Forbidden, RateLimited, Unauthorized
+from tessera_gateway.ratelimit import Policy, RateLimiter
+from tessera_gateway.upstreams import Reply, Upstream
+
+logger = logging.getLogger("tessera_gateway.proxy")
+
+# Request headers that are the gateway's business, never the upstream's: hop-by-hop
+# headers (RFC 9110 7.6.1), the client's credentials, and the correlation headers
+# (replaced by this hop's own values from the request context).
+_DROPPED_REQUEST_HEADERS: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",
+        b"authorization",
+        b"x-api-key",
+        b"cookie",
+        b"x-request-id",
+        b"traceparent",
+    }
+)
+# Response headers set by this hop (date, server by uvicorn; the request id by the
+# request middleware) or meaningful only on the upstream connection.
+_DROPPED_RESPONSE_HEADERS: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"date",
+        b"server",
+        b"x-request-id",
+        b"set-cookie",
+    }
+)
+_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What an operation needs: a scope, and whether anonymous callers may use it."""
+
+    scope: str
+    anonymous: bool = False
+
+
+class Gatekeeper:
+    """Authentication and rate limiting, shared by proxied and gateway-own routes."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        limiter: RateLimiter,
+        *,
+        anonymous_reads: bool,
+        key_policy: Policy,
+        anonymous_policy: Policy,
+    ) -> None:
+        self.keys = keys
+        self.limiter = limiter
+        self.anonymous_reads = anonymous_reads
+        self.key_policy = key_policy
+        self.anonymous_policy = anonymous_policy
+
+    def admit(self, scope: Scope, access: Access) -> list[tuple[bytes, bytes]]:
+        """Authorize and rate limit one request; return the RateLimit headers to send.
+
+        Raises:
+            Unauthorized: no usable key (where one is needed) or an invalid one.
+            Forbidden: the key lacks the operation's scope.
+            RateLimited: the caller's bucket is empty.
+        """
+        principal = self.principal(scope, access)
+        policy = self.anonymous_policy if principal.anonymous else self.key_policy
+        decision = self.limiter.take(principal.rate_limit_key, policy)
+        headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimited(
+                f"rate limit of {policy.burst} requests per {policy.window_s} s exceeded",
+                headers={name.decode(): value.decode() for name, value in headers},
+            )
+        return headers
+
+    def principal(self, scope: Scope, access: Access) -> Principal:
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        try:
+            key = presented_key(scope["headers"])
+            if key is None:
+                if access.anonymous and self.anonymous_reads:
+                    return Principal(key_id=None, scopes=frozenset(), client=address)
+                raise Unauthorized("an API key is required: `Authorization: Bearer <key>`")
+            entry = self.keys.verify(key)
+        except InvalidKey as error:
+            raise Unauthorized(str(error)) from None
+        if access.scope not in entry.scopes:
+            raise Forbidden(f"the API key {entry.key_id!r} lacks the scope {access.scope!r}")
+        return Principal(key_id=entry.key_id, scopes=entry.scopes, client=address)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before the request was forwarded."""
+
+
+class Proxy:
+    """Forwards one operation's requests to its upstream (an ASGI app per route)."""
+
+    def __init__(
+        self, upstream: Upstream, access: Access, gatekeeper: Gatekeeper, max_body_bytes: int
+    ) -> None:
+        self.upstream = upstream
+        self.access = access
+        self.gatekeeper = gatekeeper
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit_headers = self.gatekeeper.admit(scope, self.access)
+        method: str = scope["method"]
+        try:
+            body = await self._read_body(scope, receive) if method in _BODY_METHODS else None
+        except _ClientGone:
+            return
+        target = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        reply = await self.upstream.send(
+            method, target, _upstream_headers(scope), body, retryable=_retryable(method, scope)
+        )
+        try:
+            await self._relay(reply, limit_headers, send)
+        finally:
+            await reply.aclose()
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise ContentTooLarge(f"the request body exceeds {limit} bytes")
+        # Counted while it arrives: a chunked body (no Content-Length) or one longer
+        # than it claimed is cut off at the limit, never buffered whole.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ContentTooLarge(f"the request body exceeds {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _relay(self, reply: Reply, extra: list[tuple[bytes, bytes]], send: Send) -> None:
+        headers = [
+            (name, value) for name, value in reply.headers if name not in _DROPPED_RESPONSE_HEADERS
+        ]
+        headers.extend(extra)
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if reply.body is not None:
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        assert reply.stream is not None
+        try:
+            async for chunk in reply.stream.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except EXCHANGE_ERRORS:
+            # Too late for a problem response. Returning without the final message
+            # makes the server close the connection, so the client sees a truncated
+            # body instead of a complete-looking one.
+            logger.warning("%s broke off a streamed response", self.upstream.name)
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope["headers"]
+        if name not in _DROPPED_REQUEST_HEADERS
+    ]
+    headers.extend(outgoing_headers().items())
+    return headers
+
+
+def _retryable(method: str, scope: Scope) -> bool:
+    if method in _IDEMPOTENT_METHODS:
+        return True
+    if method == "POST":
+        # The catalog stores Idempotency-Key results: a repeated POST replays them.
+        return any(name == b"idempotency-key" for name, _ in scope["headers"])
+    return False

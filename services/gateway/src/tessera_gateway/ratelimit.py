@@ -1,0 +1,95 @@
+"""Token-bucket rate limiting per key or client address, with a bounded table.
+
+The table is an LRU of at most `max_buckets` buckets. A bucket idle for longer
+than `burst / rate` seconds is full again, so dropping it loses nothing; only a
+table churning faster than that (a flood of distinct addresses) resets buckets
+early, and then memory stays bounded instead of growing with the flood.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    rate_per_s: float
+    burst: int
+
+    @property
+    def window_s(self) -> int:
+        """Seconds an empty bucket takes to fill: the quota window advertised to clients."""
+        return max(1, math.ceil(self.burst / self.rate_per_s))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    policy: Policy
+    remaining: int
+    reset_s: int
+    """Seconds until the bucket is full again."""
+    retry_after_s: int
+    """Seconds until one request is allowed (0 when allowed now)."""
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """RateLimit headers (draft-ietf-httpapi-ratelimit-headers), plus Retry-After on 429."""
+        policy = self.policy
+        headers = [
+            (b"ratelimit-limit", str(policy.burst).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_s).encode()),
+            (b"ratelimit-policy", f"{policy.burst};w={policy.window_s}".encode()),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", str(self.retry_after_s).encode()))
+        return headers
+
+
+class _Bucket:
+    __slots__ = ("tokens", "updated")
+
+    def __init__(self, tokens: float, updated: float) -> None:
+        self.tokens = tokens
+        self.updated = updated
+
+
+class RateLimiter:
+    def __init__(self, max_buckets: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._max_buckets = max_buckets
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: str, policy: Policy) -> Decision:
+        """Spend one token of `key`'s bucket if there is one."""
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(float(policy.burst), now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self._max_buckets:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            bucket.tokens = min(
+                float(policy.burst), bucket.tokens + (now - bucket.updated) * policy.rate_per_s
+            )
+            bucket.updated = now
+        allowed = bucket.tokens >= 1.0
+        if allowed:
+            bucket.tokens -= 1.0
+        tokens = bucket.tokens
+        return Decision(
+            allowed=allowed,
+            policy=policy,
+            remaining=int(tokens),
+            reset_s=math.ceil((policy.burst - tokens) / policy.rate_per_s),
+            retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)),
+        )

@@ -1,0 +1,1 @@
+"""The public operations, one module per upstream and API version."""

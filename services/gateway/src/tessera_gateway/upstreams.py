@@ -1,0 +1,234 @@
+"""One upstream service: its client, deadline, retries, retry budget and circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from tessera_gateway.clients import (
+    CONNECT_ERRORS,
+    EXCHANGE_ERRORS,
+    Headers,
+    RawHeaders,
+    UpstreamClient,
+    UpstreamResponse,
+)
+from tessera_gateway.errors import BadGateway, GatewayError, UpstreamTimeout, UpstreamUnavailable
+from tessera_gateway.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
+
+logger = logging.getLogger("tessera_gateway.upstreams")
+
+# Upstream statuses that say "not now" rather than "this request is wrong": worth
+# another attempt, and evidence against the upstream's health. A 500 is a bug in
+# one operation, not an outage, so it neither retries nor trips the breaker.
+_UNAVAILABLE_STATUSES: Final = frozenset({502, 503, 504})
+# Bodies up to this size are read whole within the deadline and relayed in one
+# ASGI message; larger or unsized ones are streamed.
+BUFFER_LIMIT: Final = 256 * 1024
+
+
+@dataclass(slots=True)
+class Reply:
+    """An upstream response ready to relay: a complete small body, or an open stream."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes | None
+    stream: UpstreamResponse | None
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
+
+
+class UpstreamMetrics:
+    """Failure-side metrics only: nothing here runs on a request that went well."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.failures = Counter(
+            "gateway_upstream_failures_total",
+            "Failed upstream attempts, by upstream and reason.",
+            ("upstream", "reason"),
+            registry=registry,
+        )
+        self.retries = Counter(
+            "gateway_upstream_retries_total",
+            "Upstream attempts that were retries.",
+            ("upstream",),
+            registry=registry,
+        )
+        self.breaker_open = Gauge(
+            "gateway_circuit_open",
+            "1 while the upstream's circuit is open or half-open, else 0.",
+            ("upstream",),
+            registry=registry,
+        )
+
+
+class Upstream:
+    def __init__(
+        self,
+        name: str,
+        client_factory: Callable[[], UpstreamClient],
+        *,
+        timeout_s: float,
+        retry: RetryPolicy,
+        budget: RetryBudget,
+        breaker: CircuitBreaker,
+        metrics: UpstreamMetrics,
+    ) -> None:
+        self.name = name
+        self._client_factory = client_factory
+        self._client: UpstreamClient | None = None
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.budget = budget
+        self.breaker = breaker
+        self.metrics = metrics
+        breaker.on_change = self._on_breaker_change
+
+    def _on_breaker_change(self, state: BreakerState) -> None:
+        logger.warning("circuit of %s is now %s", self.name, state.value)
+        self.metrics.breaker_open.labels(self.name).set(0 if state is BreakerState.CLOSED else 1)
+
+    async def send(
+        self, method: str, target: str, headers: Headers, body: bytes | None, *, retryable: bool
+    ) -> Reply:
+        """Send a request within the deadline, retrying what is safe to retry.
+
+        Args:
+            retryable: the request may be repeated (idempotent, or has an Idempotency-Key).
+
+        Raises:
+            UpstreamUnavailable: the circuit is open, or the upstream is unreachable
+                or answered 503.
+            UpstreamTimeout: no answer within the deadline (all attempts included).
+            BadGateway: the exchange broke, or the upstream answered another 5xx.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        self.budget.deposit()
+        attempt = 1
+        while True:
+            if not self.breaker.allow():
+                retry_after = max(1, round(self.breaker.retry_after_s()))
+                raise UpstreamUnavailable(
+                    f"{self.name} is failing; requests to it are refused for now",
+                    upstream=self.name,
+                    headers={"Retry-After": str(retry_after)},
+                )
+            failure, may_repeat = await self._attempt(method, target, headers, body, deadline)
+            if isinstance(failure, Reply):
+                return failure
+            repeat = may_repeat or retryable
+            delay = backoff_s(attempt, self.retry.backoff_s, self.retry.backoff_max_s)
+            if (
+                not repeat
+                or attempt >= self.retry.max_attempts
+                or loop.time() + delay >= deadline
+                or not self.budget.try_spend()
+            ):
+                raise failure
+            self.metrics.retries.labels(self.name).inc()
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, method: str, target: str, headers: Headers, body: bytes | None, deadline: float
+    ) -> tuple[Reply | GatewayError, bool]:
+        """One attempt: a reply to relay, or the error it would be and whether it is
+        safe to repeat whatever the method (the request never reached the upstream)."""
+        name = self.name
+        client = self._client
+        if client is None:
+            self.breaker.release()
+            return UpstreamUnavailable(
+                f"{name} is not connected (shutting down)", upstream=name
+            ), False
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await client.request(method, target, headers, body)
+                try:
+                    reply = await self._reply(response)
+                except BaseException:
+                    await response.aclose()
+                    raise
+        except TimeoutError:
+            self._failed("timeout")
+            # Not repeatable: the deadline is spent.
+            return UpstreamTimeout(
+                f"{name} did not answer within {self.timeout_s:g} s", upstream=name
+            ), False
+        except CONNECT_ERRORS:
+            self._failed("connect")
+            return UpstreamUnavailable(f"{name} cannot be reached", upstream=name), True
+        except EXCHANGE_ERRORS:
+            self._failed("exchange")
+            return BadGateway(f"{name} broke off the exchange", upstream=name), False
+        except BaseException:
+            # Cancelled (client gone, shutdown): says nothing about the upstream.
+            self.breaker.release()
+            raise
+        status = reply.status
+        if status < 500:
+            self.breaker.success()
+            return reply, False
+        await reply.aclose()
+        # The upstream's own 5xx body stays inside: the client gets our problem.
+        if status in _UNAVAILABLE_STATUSES:
+            self._failed(f"status_{status}")
+            error_type: type[GatewayError] = (
+                UpstreamTimeout if status == 504 else UpstreamUnavailable
+            )
+            retry_after = _header(reply.headers, b"retry-after")
+            error = error_type(
+                f"{name} answered {status}",
+                upstream=name,
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
+            return error, False
+        self.breaker.success()
+        self.metrics.failures.labels(name, f"status_{status}").inc()
+        return BadGateway(f"{name} failed to handle the request ({status})", upstream=name), False
+
+    def _failed(self, reason: str) -> None:
+        self.breaker.failure()
+        self.metrics.failures.labels(self.name, reason).inc()
+
+    @staticmethod
+    async def _reply(response: UpstreamResponse) -> Reply:
+        length = response.content_length
+        if length is not None and length <= BUFFER_LIMIT:
+            body = await response.read()
+            await response.aclose()
+            return Reply(response.status, response.headers, body, None)
+        return Reply(response.status, response.headers, None, response)
+
+    def open(self) -> None:
+        """Create the client; in the lifespan, since clients bind to the running loop."""
+        if self._client is None:
+            self._client = self._client_factory()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _header(headers: RawHeaders, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,203 @@
+"""v2: the Open Inference Protocol (KServe v2) REST API.
+
+Errors on these routes are the protocol's `{"error": "..."}` (400 for a bad
+request or tensor, 404 for an unknown model or version, 503 while shutting
+down), not problem+json: existing OIP clients parse that shape.
+
+Versions: a model's versions are "1.0", "2.0"; "1", "v1" and "v1.0" name "1.0"
+too. Without a version, the latest version answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from tessera_contracts import v2
+from tessera_stack.web import is_draining
+
+from tessera_inference import __version__
+from tessera_inference.deps import ServiceDep
+from tessera_inference.engine import OnnxModel, Rows
+from tessera_inference.errors import InferenceError, InvalidInput
+from tessera_inference.service import InferenceService, as_rows
+
+SERVER_NAME = "tessera-inference"
+PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models, which OIP clients know
+_FLOAT_TYPES = {"FP32", "FP64"}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(v2.InferenceErrorResponse(error=message).model_dump(), status_code=status)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+    return "invalid request: " + "; ".join(parts)
+
+
+class OipRoute(APIRoute):
+    """Renders this router's errors in the protocol's format instead of problem+json."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def oip_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                return _error(400, _validation_message(error))
+            except InferenceError as error:
+                # The protocol has 400 for every bad request; keep 404 and 5xx.
+                status = 400 if error.status_code in (400, 422) else error.status_code
+                return _error(status, str(error))
+
+        return oip_handler
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": v2.InferenceErrorResponse, "description": "Bad request or tensor"},
+    404: {"model": v2.InferenceErrorResponse, "description": "Unknown model or version"},
+    503: {"model": v2.InferenceErrorResponse, "description": "Shutting down"},
+}
+
+router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"], route_class=OipRoute)
+
+
+@router.get("")
+async def server_metadata() -> v2.ServerMetadataResponse:
+    """Server name, version and protocol extensions."""
+    return v2.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=[])
+
+
+@router.get("/health/live")
+async def server_live() -> v2.ServerLiveResponse:
+    """Whether the server is alive."""
+    return v2.ServerLiveResponse(live=True)
+
+
+@router.get("/health/ready", responses={503: {"model": v2.ServerReadyResponse}})
+async def server_ready(request: Request, service: ServiceDep) -> Response:
+    """Whether the server can infer: models loaded and not shutting down (503 when not)."""
+    ready = len(service.registry) > 0 and not is_draining(request.app)
+    body = v2.ServerReadyResponse(ready=ready).model_dump()
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _metadata(service: InferenceService, model: OnnxModel) -> v2.ModelMetadataResponse:
+    card = model.card
+    return v2.ModelMetadataResponse(
+        name=card.name,
+        versions=service.registry.versions(card.name),
+        platform=PLATFORM,
+        inputs=[
+            v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in card.inputs
+        ],
+        outputs=[
+            v2.MetadataTensor(name=t.name, datatype=t.datatype, shape=t.shape) for t in card.outputs
+        ],
+    )
+
+
+@router.get("/models/{name}", responses=_ERRORS)
+async def model_metadata(name: str, service: ServiceDep) -> v2.ModelMetadataResponse:
+    """Inputs, outputs and versions of a model (its latest version)."""
+    return _metadata(service, service.registry.get(name))
+
+
+@router.get("/models/{name}/versions/{version}", responses=_ERRORS)
+async def model_version_metadata(
+    name: str, version: str, service: ServiceDep
+) -> v2.ModelMetadataResponse:
+    """Inputs, outputs and versions of one model version."""
+    return _metadata(service, service.registry.get(name, version))
+
+
+@router.get("/models/{name}/ready", responses=_ERRORS)
+async def model_ready(name: str, service: ServiceDep) -> v2.ModelReadyResponse:
+    """Whether a model can infer (every loaded model can; unknown ones are 404)."""
+    service.registry.get(name)
+    return v2.ModelReadyResponse(name=name, ready=True)
+
+
+@router.get("/models/{name}/versions/{version}/ready", responses=_ERRORS)
+async def model_version_ready(
+    name: str, version: str, service: ServiceDep
+) -> v2.ModelReadyResponse:
+    """Whether a model version can infer."""
+    service.registry.get(name, version)
+    return v2.ModelReadyResponse(name=name, ready=True)
+
+
+@router.post("/models/{name}/infer", responses=_ERRORS, response_model_exclude_none=True)
+async def infer(name: str, body: v2.InferenceRequest, service: ServiceDep) -> v2.InferenceResponse:
+    """Class probabilities for a batch of rows, from the model's latest version."""
+    return await _infer(service, service.registry.get(name), body)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/infer", responses=_ERRORS, response_model_exclude_none=True
+)
+async def infer_version(
+    name: str, version: str, body: v2.InferenceRequest, service: ServiceDep
+) -> v2.InferenceResponse:
+    """Class probabilities for a batch of rows, from one model version."""
+    return await _infer(service, service.registry.get(name, version), body)
+
+
+# Responses leave out null members (`parameters`): some OIP clients reject a null map.
+async def _infer(
+    service: InferenceService, model: OnnxModel, body: v2.InferenceRequest
+) -> v2.InferenceResponse:
+    try:
+        rows = _rows(service, model, body)
+        output = model.card.outputs[0]
+        for requested in body.outputs or ():
+            if requested.name != output.name:
+                raise InvalidInput(
+                    f"unknown output {requested.name!r}; the model has {output.name!r}"
+                )
+    except InvalidInput:
+        service.reject(model, "v2")
+        raise
+    probabilities = await service.infer(model, rows, "v2")
+    return v2.InferenceResponse(
+        model_name=model.card.name,
+        model_version=model.card.version,
+        id=body.id,
+        outputs=[
+            v2.ResponseOutput(
+                name=output.name,
+                shape=list(probabilities.shape),
+                datatype=output.datatype,
+                data=probabilities.ravel().tolist(),
+            )
+        ],
+    )
+
+
+def _rows(service: InferenceService, model: OnnxModel, body: v2.InferenceRequest) -> Rows:
+    spec = model.card.inputs[0]
+    if len(body.inputs) != 1:
+        raise InvalidInput(f"the model takes 1 input ({spec.name!r}), got {len(body.inputs)}")
+    tensor = body.inputs[0]
+    # Like KServe's and MLServer's runtimes for single-input models, the input's
+    # name is not checked: clients that call it "input-0" keep working.
+    if tensor.datatype not in _FLOAT_TYPES:
+        raise InvalidInput(
+            f"input {tensor.name!r}: datatype {tensor.datatype} is not supported; send FP32 or FP64"
+        )
+    if tensor.parameters and "binary_data_size" in tensor.parameters:
+        raise InvalidInput("binary tensor data is not supported; send JSON data")
+    if len(tensor.shape) == 2 and tensor.shape[0] > service.settings.max_rows_per_request:
+        raise InvalidInput(
+            f"at most {service.settings.max_rows_per_request} rows per request, got {tensor.shape[0]}"
+        )
+    return as_rows(tensor.data, tensor.shape, model.n_features)

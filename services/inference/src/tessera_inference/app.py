@@ -1,0 +1,104 @@
+"""The inference service's app factory.
+
+uvicorn tessera_inference.app:create_app --factory --port 8002
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from tessera_stack.web import ReadinessCheck, configure_logging, create_service_app
+
+from tessera_inference import __version__
+from tessera_inference.api import v1, v2
+from tessera_inference.messaging import PredictWorker
+from tessera_inference.metrics import InferenceMetrics
+from tessera_inference.registry import ModelRegistry
+from tessera_inference.service import InferenceService
+from tessera_inference.settings import Settings
+
+DESCRIPTION = """\
+ONNX models served side by side.
+
+* **v1** `POST /v1/predict`: one sample, the default model, `model_version` "v1.0" or "v2.0".
+* **v2** the Open Inference Protocol (KServe v2): `/v2/models/{name}[/versions/{version}]/infer`
+  with batches of rows; errors are `{"error": "..."}`.
+* **NATS** `inference.v1.predict` (request-reply, queue group `inference`): the v1 contract.
+
+Concurrent requests for one model version share ONNX Runtime calls (dynamic batching).
+"""
+
+
+class State(TypedDict):
+    settings: Settings
+    service: InferenceService
+    worker: PredictWorker | None
+
+
+class ModelsMissing(Exception):
+    """Readiness: the default model has no loaded version."""
+
+
+class NatsUnavailable(Exception):
+    """Readiness: the NATS worker is not subscribed (yet, or any more)."""
+
+
+async def _models_ready(request: Request) -> None:
+    service: InferenceService = request.state.service
+    name = service.settings.default_model
+    if name not in service.registry.names():
+        raise ModelsMissing(f"default model {name!r} has no loaded version")
+
+
+async def _nats_ready(request: Request) -> None:
+    worker: PredictWorker | None = request.state.worker
+    if worker is not None and not worker.ready:
+        raise NatsUnavailable(f"not subscribed to {request.state.settings.nats_url}")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging("inference", settings.log_level)
+    metrics: InferenceMetrics | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        nonlocal metrics
+        if metrics is None:  # once per app: a registry refuses duplicate metrics
+            metrics = InferenceMetrics(app.state.metrics_registry)
+        # Loading takes milliseconds per model and happens before serving: no
+        # request can be waiting on the event loop yet.
+        registry = ModelRegistry.load(
+            settings.model_dir,
+            intra_op_threads=settings.onnx_intra_op_threads,
+            inter_op_threads=settings.onnx_inter_op_threads,
+        )
+        service = InferenceService(registry, settings, metrics)
+        worker = PredictWorker(service, settings) if settings.nats_enabled else None
+        if worker is not None:
+            worker.start()  # in the background: HTTP serves even while NATS is down
+        try:
+            yield {"settings": settings, "service": service, "worker": worker}
+        finally:
+            # NATS first: its in-flight requests still need the batchers.
+            if worker is not None:
+                await worker.stop()
+            await service.close()
+
+    checks = [ReadinessCheck("models", _models_ready)]
+    if settings.nats_enabled and settings.nats_required_for_readiness:
+        checks.append(ReadinessCheck("nats", _nats_ready))
+    app = create_service_app(
+        title="inference",
+        version=__version__,
+        lifespan=lifespan,
+        readiness_checks=checks,
+        description=DESCRIPTION,
+    )
+    app.include_router(v1.router)
+    app.include_router(v2.router)
+    return app

@@ -1,0 +1,127 @@
+"""Dynamic batching: concurrent requests for one model version share an ONNX call.
+
+A request joins the open batch and waits. The batch goes to the inference
+thread pool when it holds `max_batch_size` rows or `max_wait_s` after its first
+request arrived, whichever comes first; `max_wait_s=0` sends it at the end of
+the current event-loop iteration, i.e. it gathers only what already arrived.
+Each caller gets back exactly its own rows. Rows are validated before they get
+here, so one caller's bad input cannot fail the others in its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from tessera_inference.engine import Rows
+
+
+@dataclass(slots=True)
+class _Waiter:
+    rows: Rows
+    future: asyncio.Future[Rows]
+
+
+class BatcherClosed(RuntimeError):
+    """The service is shutting down and takes no new work."""
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        run: Callable[[Rows], Rows],
+        executor: Executor,
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """Args:
+        run: the synchronous model call, [N, F] float32 -> [N, C]; runs on `executor`.
+        executor: where `run` is called (never the event loop).
+        max_batch_size: most rows per call; one request larger than this runs alone.
+        max_wait_s: longest a request waits for others before its batch is sent.
+        on_batch: told the row count of every call (for the batch-size histogram).
+        """
+        self._run = run
+        self._executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self._on_batch = on_batch
+        self._open: list[_Waiter] = []
+        self._open_rows = 0
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._in_flight: set[asyncio.Future[Rows]] = set()
+        self._closed = False
+
+    async def infer(self, rows: Rows) -> Rows:
+        """Probabilities for `rows` (float32, [N, F], already validated), batched with others."""
+        if self._closed:
+            raise BatcherClosed("the model is shutting down")
+        loop = asyncio.get_running_loop()
+        n = len(rows)
+        if self._open and self._open_rows + n > self.max_batch_size:
+            self._send()  # it would not fit: send what is open, start a new batch
+        future: asyncio.Future[Rows] = loop.create_future()
+        self._open.append(_Waiter(rows, future))
+        self._open_rows += n
+        if self._open_rows >= self.max_batch_size:
+            self._send()
+        elif self._timer is None:
+            self._timer = (
+                loop.call_later(self.max_wait_s, self._send)
+                if self.max_wait_s > 0
+                else loop.call_soon(self._send)
+            )
+        return await future
+
+    def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters = [w for w in self._open if not w.future.done()]  # drop cancelled callers
+        self._open = []
+        self._open_rows = 0
+        if not waiters:
+            return
+        batch = waiters[0].rows if len(waiters) == 1 else np.concatenate([w.rows for w in waiters])
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
+        try:
+            call = asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+        except RuntimeError as error:  # the executor has been shut down
+            for waiter in waiters:
+                waiter.future.set_exception(BatcherClosed(str(error)))
+            return
+        self._in_flight.add(call)
+        call.add_done_callback(lambda done: self._deliver(waiters, done))
+
+    def _deliver(self, waiters: list[_Waiter], call: asyncio.Future[Rows]) -> None:
+        self._in_flight.discard(call)
+        error = call.exception() if not call.cancelled() else BatcherClosed("batch cancelled")
+        if error is not None:
+            # Only a fault of the model itself gets here (inputs were validated);
+            # every caller of this batch sees it.
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+            return
+        result = call.result()
+        start = 0
+        for waiter in waiters:
+            end = start + len(waiter.rows)
+            if not waiter.future.done():
+                waiter.future.set_result(result[start:end])
+            start = end
+
+    async def close(self) -> None:
+        """Refuse new work, send what is open and wait for every batch in flight."""
+        self._closed = True
+        if self._open:
+            self._send()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight))

@@ -1,0 +1,154 @@
+"""The NATS worker: `inference.v1.predict` request-reply in the queue group "inference".
+
+The service must serve HTTP even when NATS is down, so the connection is made
+in the background: `start()` returns at once, the worker keeps retrying every
+`nats_reconnect_wait_s`, and readiness reports "nats" as down until it is
+subscribed. Every request gets a reply: the prediction, or a problem
+(`Content-Type: application/problem+json`), never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+from tessera_contracts import PROBLEM_HEADERS, Problem
+from tessera_contracts.v1.subjects import PREDICT
+from tessera_stack.web.context import REQUEST_ID_HEADER, bind_context
+
+from tessera_inference.errors import InferenceError
+from tessera_inference.service import InferenceService
+from tessera_inference.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class PredictWorker:
+    def __init__(self, service: InferenceService, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+        self._nc = Client()
+        self._subscription: Subscription | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(settings.nats_max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed and connected (False while NATS is unreachable)."""
+        return self._subscription is not None and self._nc.is_connected
+
+    def start(self) -> None:
+        self._connecting = asyncio.create_task(self._connect(), name="nats-connect")
+        self._connecting.add_done_callback(_log_failure)
+
+    async def _connect(self) -> None:
+        async def on_error(error: Exception) -> None:
+            logger.warning("nats: %s", error or type(error).__name__)
+
+        async def on_disconnected() -> None:
+            logger.warning(
+                "nats disconnected; reconnecting", extra={"nats_url": self._settings.nats_url}
+            )
+
+        async def on_reconnected() -> None:
+            logger.info("nats reconnected", extra={"nats_url": self._settings.nats_url})
+
+        # max_reconnect_attempts=-1 makes even the first connect retry until it
+        # succeeds (or this task is cancelled at shutdown).
+        await self._nc.connect(
+            self._settings.nats_url,
+            name="tessera-inference",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=self._settings.nats_reconnect_wait_s,  # type: ignore[arg-type]
+            connect_timeout=2,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+        )
+        self._subscription = await self._nc.subscribe(
+            PREDICT.name, queue=self._settings.nats_queue, cb=self._on_message
+        )
+        await self._nc.flush()
+        logger.info(
+            "nats subscribed",
+            extra={"subject": PREDICT.name, "queue": self._settings.nats_queue},
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        # nats-py awaits this callback before delivering the next message, so
+        # each request runs in its own task (which is what lets concurrent
+        # requests meet in the batcher). The semaphore bounds them: when it is
+        # full, messages wait in the subscription's queue.
+        await self._slots.acquire()
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        with bind_context(msg.headers) as context:
+            if not msg.reply:
+                logger.warning("predict request without a reply subject dropped")
+                return
+            # The request id goes back, as X-Request-ID does over HTTP, so a
+            # caller can quote it when reporting a problem.
+            headers = {REQUEST_ID_HEADER: context.request_id}
+            try:
+                request = PREDICT.decode_request(msg.data)
+                body = PREDICT.encode_reply(await self._service.predict_v1(request, "nats"))
+            except ValidationError as error:
+                body = _problem(headers, Problem.from_validation_error(error))
+            except InferenceError as error:
+                body = _problem(headers, error.to_problem())
+            except Exception:
+                logger.exception("predict request failed")
+                body = _problem(
+                    headers,
+                    Problem(
+                        title="Internal Server Error",
+                        status=500,
+                        detail=f"prediction failed; quote request id {context.request_id}",
+                    ),
+                )
+            try:
+                await self._nc.publish(msg.reply, body, headers=headers)
+            except Exception:  # the connection dropped: the requester times out
+                logger.warning("could not send the predict reply", exc_info=True)
+
+    async def stop(self) -> None:
+        """Stop taking requests, answer those in flight, close the connection."""
+        # nats-py's connect loop swallows a cancellation that lands while it
+        # tears down a failed attempt, so cancel until the task really ends.
+        while self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            await asyncio.wait({self._connecting}, timeout=0.1)
+        if self._subscription is not None and self._nc.is_connected:
+            with contextlib.suppress(Exception):
+                # Unsubscribe, then let the messages already delivered be handled.
+                await self._subscription.drain()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            await self._nc.close()
+
+
+def _problem(headers: dict[str, str], problem: Problem) -> bytes:
+    headers.update(PROBLEM_HEADERS)
+    return PREDICT.encode_problem(problem)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("nats worker failed to start", exc_info=task.exception())

@@ -1,0 +1,72 @@
+"""Fixtures: the app in memory over ASGI, with the packaged models (or a copy to break)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from tessera_inference.app import create_app
+from tessera_inference.settings import PACKAGED_MODELS, Settings
+
+# Rows of scikit-learn's breast-cancer data (10 "mean" features): sample 0 is
+# malignant (class 0), sample 19 benign (class 1).
+MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
+BENIGN = [13.54, 14.36, 87.46, 566.3, 0.09779, 0.08129, 0.06664, 0.04781, 0.1885, 0.05766]
+
+Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def malignant() -> list[float]:
+    return list(MALIGNANT)
+
+
+@pytest.fixture
+def benign() -> list[float]:
+    return list(BENIGN)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(nats_enabled=False)
+
+
+@pytest.fixture
+def serve() -> Serve:
+    """Run an app with `settings` for the `async with` block; yields a client to it."""
+
+    @asynccontextmanager
+    async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        app: FastAPI = create_app(settings)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://inference"
+            ) as client,
+        ):
+            yield client
+
+    return running
+
+
+@pytest.fixture(params=[True, False], ids=["batching", "no-batching"])
+async def client(
+    request: pytest.FixtureRequest, serve: Serve, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Every API test runs with batching on and off: the answers must not differ."""
+    async with serve(settings.model_copy(update={"batching_enabled": request.param})) as c:
+        yield c
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A writable copy of the packaged models, to add broken ones next to them."""
+    target = tmp_path / "models"
+    shutil.copytree(PACKAGED_MODELS, target)
+    return target
