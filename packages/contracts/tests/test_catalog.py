@@ -47,6 +47,7 @@ class TestProductCreate:
             ("category", "c" * 65),
             ("price", -0.01),
             ("price", float("inf")),
+            ("price", 1e12),
             ("currency", "usd"),
             ("currency", "EURO"),
             ("features", [1.0] * 9),

@@ -107,7 +107,7 @@ class TestPredictOverOpenInference:
 
         assert infer.id == "r1"
         assert [(i.name, i.shape, i.datatype, i.data) for i in infer.inputs] == [
-            ("input", [1, 10], "FP32", FEATURES)
+            ("features", [1, 10], "FP32", FEATURES)
         ]
 
     @pytest.mark.parametrize(

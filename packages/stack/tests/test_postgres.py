@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-
 from tessera_stack.postgres import (
     EmbeddedPostgres,
     ExternalPostgres,
@@ -21,10 +24,17 @@ from tessera_stack.postgres import (
 from tessera_stack.process import ServerError, free_port
 
 
-@pytest.fixture
-def server(reachable_tmp: Path) -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres(reachable_tmp / "pg", fsync=False) as postgres:
-        yield postgres
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedPostgres]:
+    # One cluster for the tests that only use it (initdb is the slow part);
+    # a test that stops it starts it again.
+    root = Path(tempfile.mkdtemp(prefix="tessera-stack-test-"))
+    root.chmod(0o711)
+    try:
+        with EmbeddedPostgres(root / "pg", fsync=False) as postgres:
+            yield postgres
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _owner_uid(pid: int) -> int:
@@ -53,7 +63,9 @@ class TestEmbeddedPostgres:
         expected = pwd.getpwnam("nobody").pw_uid if os.geteuid() == 0 else os.geteuid()
         assert _owner_uid(server._process.pid) == expected
 
-    async def test_data_survives_a_restart_on_the_same_port(self, server: EmbeddedPostgres) -> None:
+    async def test_data_survives_a_restart_on_the_same_port(
+        self, server: EmbeddedPostgres, wait_gone: Callable[[str, float], list[str]]
+    ) -> None:
         dsn = server.dsn
         connection = await asyncpg.connect(dsn)
         await connection.execute("CREATE TABLE kept (value text)")
@@ -62,7 +74,9 @@ class TestEmbeddedPostgres:
 
         server.stop()
         assert not server.running
-        with pytest.raises(OSError):
+        assert wait_gone(str(server.data_dir), 5.0) == []  # postmaster and backends
+        assert not (server.data_dir / "postmaster.pid").exists()
+        with pytest.raises(ConnectionRefusedError):
             await asyncpg.connect(dsn, timeout=2)
         server.start()
 
@@ -73,28 +87,22 @@ class TestEmbeddedPostgres:
         finally:
             await connection.close()
 
-    def test_a_new_instance_reuses_existing_data(self, reachable_tmp: Path) -> None:
-        data = reachable_tmp / "pg"
-        with EmbeddedPostgres(data, fsync=False):
-            marker = data / "PG_VERSION"
-            created = marker.stat().st_mtime_ns
-        with EmbeddedPostgres(data, fsync=False) as again:
-            assert again.running
-            # initdb did not run again: the cluster's files are the same.
-            assert marker.stat().st_mtime_ns == created
-
-    def test_stop_leaves_no_server_process(
-        self,
-        reachable_tmp: Path,
-        wait_gone: Callable[[str, float], list[str]],
-        find_processes: Callable[[str], list[str]],
-    ) -> None:
-        data = reachable_tmp / "pg"
-        with EmbeddedPostgres(data, fsync=False):
-            assert find_processes(str(data))
-
-        assert wait_gone(str(data), 5.0) == []
-        assert not (data / "postmaster.pid").exists()
+    async def test_a_new_instance_reuses_existing_data(self, server: EmbeddedPostgres) -> None:
+        connection = await asyncpg.connect(server.dsn)
+        await connection.execute("CREATE TABLE IF NOT EXISTS reused (id int)")
+        await connection.close()
+        marker = server.data_dir / "PG_VERSION"
+        created = marker.stat().st_mtime_ns
+        server.stop()
+        try:
+            with EmbeddedPostgres(server.data_dir, fsync=False) as again:
+                # initdb did not run again: same cluster, same tables.
+                assert marker.stat().st_mtime_ns == created
+                connection = await asyncpg.connect(again.dsn)
+                assert await connection.fetchval("SELECT to_regclass('reused')::text") == "reused"
+                await connection.close()
+        finally:
+            server.start()
 
     def test_refuses_a_non_empty_directory_that_is_no_cluster(self, reachable_tmp: Path) -> None:
         data = reachable_tmp / "pg"
@@ -105,13 +113,57 @@ class TestEmbeddedPostgres:
             EmbeddedPostgres(data).start()
         assert (data / "notes.txt").read_text() == "mine"
 
-    def test_a_taken_fixed_port_is_a_clear_error(self, reachable_tmp: Path) -> None:
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            with pytest.raises(ServerError, match=f"could not listen on 127.0.0.1:{port}"):
-                EmbeddedPostgres(reachable_tmp / "pg", port=port, fsync=False).start()
+    def test_a_taken_fixed_port_is_a_clear_error(self, server: EmbeddedPostgres) -> None:
+        server.stop()
+        try:
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                port = taken.getsockname()[1]
+                blocked = EmbeddedPostgres(server.data_dir, port=port, fsync=False)
+                with pytest.raises(ServerError, match=f"could not listen on 127.0.0.1:{port}"):
+                    blocked.start()
+                assert not blocked.running
+        finally:
+            server.start()
+
+
+# Started by an ordinary account, the server runs as that account, with no o+x added.
+AS_ORDINARY_USER = """
+import asyncio, os, sys
+from pathlib import Path
+import asyncpg
+from tessera_stack.postgres import EmbeddedPostgres
+
+async def query(dsn):
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval("SELECT 1")
+    finally:
+        await connection.close()
+
+with EmbeddedPostgres(Path(sys.argv[1]) / "pg", fsync=False) as server:
+    status = Path(f"/proc/{server._process.pid}/status").read_text()
+    uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+    print(os.getuid(), uid, asyncio.run(query(server.dsn)), len(server.granted))
+"""
+
+
+def test_an_ordinary_user_runs_the_binaries_directly(reachable_tmp: Path) -> None:
+    command = [sys.executable, "-c", AS_ORDINARY_USER, str(reachable_tmp)]
+    env = dict(os.environ)
+    if os.geteuid() == 0:
+        # Be an ordinary user: the path every developer machine takes.
+        nobody = pwd.getpwnam("nobody")
+        os.chown(reachable_tmp, nobody.pw_uid, nobody.pw_gid)
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", *command]
+        env["HOME"] = "/nonexistent"  # asyncpg looks for client certificates in $HOME
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    runner_uid, server_uid, answer, granted = result.stdout.split()
+    assert server_uid == runner_uid != "0"
+    assert (answer, granted) == ("1", "0")
 
 
 class TestResolvePostgres:

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-
+from pydantic import PostgresDsn
 from tessera_catalog.app import create_app
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings
@@ -57,7 +57,7 @@ async def migrated_url(database_url: str) -> str:
 def settings(migrated_url: str, nats_url: str) -> Settings:
     # Short waits so outage tests recover within a second or two.
     return Settings(
-        database_url=migrated_url,
+        database_url=PostgresDsn(migrated_url),
         nats_url=nats_url,
         pool_min_size=1,
         pool_max_size=8,

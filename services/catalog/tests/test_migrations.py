@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-
 from tessera_catalog.db import migrate
 from tessera_catalog.db.migrate import MigrationError, apply_migrations, load_migrations
 
@@ -57,7 +56,9 @@ class TestApplyMigrations:
 
         # Exactly one runner applied everything; the others waited and found nothing to do.
         assert sorted(results, key=len) == [[], [], [], [m.name for m in load_migrations()]]
-        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(load_migrations())
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(
+            load_migrations()
+        )
 
     async def test_an_edited_applied_migration_is_refused(
         self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
@@ -82,10 +83,15 @@ class TestApplyMigrations:
             await apply_migrations(database_url)
 
     async def test_a_failing_migration_leaves_no_trace(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record], monkeypatch: pytest.MonkeyPatch
+        self,
+        database_url: str,
+        conn: asyncpg.Connection[asyncpg.Record],
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         good = load_migrations()
-        broken = migrate.Migration("9000_broken.sql", "CREATE TABLE half_done (id int); SELECT 1/0;")
+        broken = migrate.Migration(
+            "9000_broken.sql", "CREATE TABLE half_done (id int); SELECT 1/0;"
+        )
         monkeypatch.setattr(migrate, "load_migrations", lambda: [*good, broken])
 
         with pytest.raises(asyncpg.DivisionByZeroError):
@@ -133,7 +139,9 @@ class TestDatabaseConstraints:
         assert isinstance(product_id, uuid.UUID)
         return product_id
 
-    async def test_a_valid_product_is_accepted(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    async def test_a_valid_product_is_accepted(
+        self, conn: asyncpg.Connection[asyncpg.Record]
+    ) -> None:
         product_id = await self.insert_product(conn, features=[1.0] * 10)
 
         assert await conn.fetchval("SELECT version FROM products WHERE id = $1", product_id) == 1
@@ -204,7 +212,9 @@ class TestDatabaseConstraints:
             uuid.uuid4(),
             product_id,
         )
-        await conn.execute("INSERT INTO inventory (product_id, quantity) VALUES ($1, 3)", product_id)
+        await conn.execute(
+            "INSERT INTO inventory (product_id, quantity) VALUES ($1, 3)", product_id
+        )
 
         await conn.execute("DELETE FROM products WHERE id = $1", product_id)
 

@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from tessera_contracts import v1
-
 from tessera_catalog.api.common import MAX_LIMIT
+from tessera_contracts import v1
 
 Json = dict[str, Any]
 MakeProduct = Callable[..., Awaitable[Json]]
@@ -55,7 +54,9 @@ class TestCreateProduct:
         fetched = await client.get(response.headers["location"])
         assert v1.Product.model_validate_json(fetched.content) == product
 
-    async def test_defaults_currency_description_and_features(self, client: httpx.AsyncClient) -> None:
+    async def test_defaults_currency_description_and_features(
+        self, client: httpx.AsyncClient
+    ) -> None:
         response = await client.post(
             "/v1/products", json={"sku": "MIN-1", "name": "Bare", "category": "misc", "price": 1}
         )
@@ -150,9 +151,7 @@ class TestCreateProduct:
         assert_problem(response, 422)
 
     async def test_lone_surrogate_in_text_is_422_not_500(self, client: httpx.AsyncClient) -> None:
-        content = (
-            b'{"sku": "SUR-1", "name": "bad \\ud800 text", "category": "home", "price": 1}'
-        )
+        content = b'{"sku": "SUR-1", "name": "bad \\ud800 text", "category": "home", "price": 1}'
 
         response = await client.post(
             "/v1/products", content=content, headers={"content-type": "application/json"}
@@ -183,7 +182,10 @@ class TestIdempotentCreate:
         assert await db.fetchval("SELECT count(*) FROM outbox") == 1
 
     async def test_same_key_with_a_different_body_is_409(
-        self, client: httpx.AsyncClient, product_body: ProductBody, db: asyncpg.Connection[asyncpg.Record]
+        self,
+        client: httpx.AsyncClient,
+        product_body: ProductBody,
+        db: asyncpg.Connection[asyncpg.Record],
     ) -> None:
         headers = {"Idempotency-Key": "create-lamp-2"}
         await client.post("/v1/products", json=product_body(), headers=headers)
@@ -196,7 +198,10 @@ class TestIdempotentCreate:
         assert await db.fetchval("SELECT count(*) FROM products") == 1
 
     async def test_concurrent_requests_with_one_key_create_one_product(
-        self, client: httpx.AsyncClient, product_body: ProductBody, db: asyncpg.Connection[asyncpg.Record]
+        self,
+        client: httpx.AsyncClient,
+        product_body: ProductBody,
+        db: asyncpg.Connection[asyncpg.Record],
     ) -> None:
         headers = {"Idempotency-Key": "burst"}
 
@@ -266,7 +271,9 @@ class TestGetProduct:
     ) -> None:
         created = await make_product()
 
-        response = await client.get(f"/v1/products/{created['id']}", headers={"If-None-Match": '"1"'})
+        response = await client.get(
+            f"/v1/products/{created['id']}", headers={"If-None-Match": '"1"'}
+        )
         stale = await client.get(f"/v1/products/{created['id']}", headers={"If-None-Match": '"0"'})
 
         assert response.status_code == 304
@@ -322,7 +329,9 @@ class TestListProducts:
         self, client: httpx.AsyncClient, make_product: MakeProduct
     ) -> None:
         lamp = await make_product(name="Walnut Desk Lamp", description="Warm light.")
-        vase = await make_product(name="Ceramic Vase", description="Holds lamps of flowers? No: tulips.")
+        vase = await make_product(
+            name="Ceramic Vase", description="Holds lamps of flowers? No: tulips."
+        )
         await make_product(name="Steel Kettle", description="Boils water.")
 
         by_name = await client.get("/v1/products", params={"q": "lamp"})
@@ -387,7 +396,8 @@ class TestUpdateProduct:
         assert response.status_code == 200
         updated = response.json()
         assert (updated["name"], updated["price"], updated["version"]) == ("Renamed", 5.0, 2)
-        assert updated["sku"] == created["sku"] and updated["features"] == created["features"]
+        assert updated["sku"] == created["sku"]
+        assert updated["features"] == created["features"]
         assert updated["updated_at"] > created["updated_at"]
         assert response.headers["etag"] == '"2"'
 
@@ -438,19 +448,27 @@ class TestUpdateProduct:
         url = f"/v1/products/{created['id']}"
 
         responses = await asyncio.gather(
-            *(client.patch(url, json={"name": f"Writer {i}"}, headers={"If-Match": '"1"'}) for i in range(6))
+            *(
+                client.patch(url, json={"name": f"Writer {i}"}, headers={"If-Match": '"1"'})
+                for i in range(6)
+            )
         )
 
         assert sorted(r.status_code for r in responses) == [200] + [412] * 5
         assert (await client.get(url)).json()["version"] == 2
 
     async def test_patch_that_changes_nothing_keeps_the_version(
-        self, client: httpx.AsyncClient, make_product: MakeProduct, db: asyncpg.Connection[asyncpg.Record]
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
     ) -> None:
         created = await make_product()
         events = await db.fetchval("SELECT count(*) FROM outbox")
 
-        response = await client.patch(f"/v1/products/{created['id']}", json={"name": created["name"]})
+        response = await client.patch(
+            f"/v1/products/{created['id']}", json={"name": created["name"]}
+        )
 
         assert response.json()["version"] == 1
         assert await db.fetchval("SELECT count(*) FROM outbox") == events
@@ -486,7 +504,9 @@ class TestUpdateProduct:
 
 
 class TestDeleteProduct:
-    async def test_delete_is_204_then_404(self, client: httpx.AsyncClient, make_product: MakeProduct) -> None:
+    async def test_delete_is_204_then_404(
+        self, client: httpx.AsyncClient, make_product: MakeProduct
+    ) -> None:
         created = await make_product()
         url = f"/v1/products/{created['id']}"
 
@@ -510,7 +530,10 @@ class TestDeleteProduct:
         assert (await client.get(url)).status_code == 200
 
     async def test_delete_removes_reviews_and_inventory(
-        self, client: httpx.AsyncClient, make_product: MakeProduct, db: asyncpg.Connection[asyncpg.Record]
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
     ) -> None:
         created = await make_product()
         url = f"/v1/products/{created['id']}"

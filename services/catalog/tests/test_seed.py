@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from tessera_contracts import v1
-
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.db.seed import demo_data, seed_if_empty
+from tessera_contracts import v1
 
 # Ranges of the breast-cancer data set's "mean" features, in vector order.
 RANGES = [

@@ -26,8 +26,10 @@ Sku = Annotated[
 ProductName = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
 Category = Annotated[str, Field(min_length=1, max_length=64)]
-Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-"""A v1 price: finite and non-negative."""
+MAX_PRICE: Final = 999_999_999_999.99
+"""Largest price: what a v2 amount (12 integer digits, 2 decimals) can hold."""
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+"""A v1 price: finite, non-negative, and within what v2 can express exactly."""
 Rating = Annotated[int, Field(ge=1, le=5)]
 """Review rating: 1 (worst) to 5 (best) stars."""
 Count = Annotated[int, Field(ge=0)]

@@ -19,8 +19,9 @@ from tessera_contracts import v1, v2
 
 CENT: Final = Decimal("0.01")
 
-V1_MODEL_INPUT: Final = "input"
-"""OIP input tensor of the v1 classifier: FP32, shape `[batch, 10]`."""
+V1_MODEL_INPUT: Final = "features"
+"""OIP input tensor of the v1 classifier: FP32, shape `[batch, 10]` (as the inference
+service's model metadata names it)."""
 V1_MODEL_PROBABILITIES: Final = "probabilities"
 """OIP output tensor of the v1 classifier: FP32, shape `[batch, classes]`, one row per sample."""
 

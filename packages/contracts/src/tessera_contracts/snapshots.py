@@ -182,7 +182,7 @@ def check(schemas_dir: Path = DEFAULT_SCHEMAS_DIR) -> Report:
             outdated.append(relpath)
     missing = sorted(current.keys() - committed.keys())
     stale = sorted(committed.keys() - current.keys())
-    return Report(breaking, [p for p in outdated if p not in stale], missing, stale)
+    return Report(breaking, outdated, missing, stale)
 
 
 def update(schemas_dir: Path = DEFAULT_SCHEMAS_DIR) -> list[str]:

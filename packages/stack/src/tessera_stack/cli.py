@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--database-url",
             help="PostgreSQL DSN (default: $DATABASE_URL, else $CATALOG_DATABASE_URL)",
         )
+        # Usage errors are then reported with this command's own usage line.
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -85,9 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if database_url is None:
         # No embedded fallback here: migrating a throwaway server helps nobody.
-        parser.error(
-            f"{args.command} needs a database: pass --database-url "
-            f"or set {' or '.join(_DATABASE_ENV)}"
+        command_parser: argparse.ArgumentParser = args.command_parser
+        command_parser.error(
+            f"no database given: pass --database-url or set {' or '.join(_DATABASE_ENV)}"
         )
     return _migrate(database_url) if args.command == "migrate" else _seed(database_url)
 

@@ -25,7 +25,6 @@ from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
-import nats
 
 from tessera_stack.process import ServerError, spawn, stop_process, tail
 
@@ -52,7 +51,10 @@ def nats_server_binary() -> Path:
 
 
 class EmbeddedNats:
-    """A nats-server of our own with JetStream, its store in `store_dir`."""
+    """A nats-server of our own with JetStream, its store in `store_dir`.
+
+    Start it from a thread that outlives it (see `tessera_stack.process`).
+    """
 
     def __init__(self, store_dir: Path, port: int | None = None) -> None:
         """Args:
@@ -232,7 +234,14 @@ async def delete_streams(url: str) -> list[str]:
     Returns:
         The names of the deleted streams.
     """
-    client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+    # Imported here: nats-py pulls in aiohttp (a quarter second), which neither
+    # `tessera up` nor a test session that never asks for NATS should pay for.
+    import nats
+
+    # max_reconnect_attempts=0 would mean "forever" for the first connection.
+    client = await nats.connect(
+        url, connect_timeout=2, max_reconnect_attempts=1, reconnect_time_wait=0.1
+    )
     try:
         manager = client.jsm()
         names = [info.config.name for info in await manager.streams_info()]

@@ -87,6 +87,7 @@ class EmbeddedPostgres:
 
     The first `start()` creates the cluster; later ones reuse its data. The port
     chosen by the first start is kept for restarts, so DSNs handed out stay valid.
+    Start it from a thread that outlives it (see `tessera_stack.process`).
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, *, fsync: bool = True) -> None:

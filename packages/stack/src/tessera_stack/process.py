@@ -157,7 +157,23 @@ def spawn(
     )
     with _running_lock:
         _running[process.pid] = (process, stop_signal)
+    if setpriv is not None:
+        _wait_for_exec(process.pid, os.path.realpath(setpriv))
     return process
+
+
+def _wait_for_exec(pid: int, wrapper: str, timeout_s: float = 2.0) -> None:
+    # Popen returns once setpriv runs, before it has set the death signal: if we
+    # died in between, the child would live on. It is set once setpriv has exec'd
+    # the real program, which takes about a millisecond.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{pid}/exe") != wrapper:
+                return
+        except OSError:
+            return  # exited already, or no /proc to look at
+        time.sleep(0.0005)
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0) -> int:

@@ -43,15 +43,10 @@ from typing import Protocol
 
 import pytest
 
-from tessera_stack.nats import EmbeddedNats, delete_streams
-from tessera_stack.postgres import (
-    EmbeddedPostgres,
-    create_database,
-    drop_database,
-    postgres_unreachable,
-    redact,
-)
 from tessera_stack.process import ServerError, run_sync
+
+# The server modules (asyncpg, nats-py, httpx) are imported by the fixtures that
+# use them: every test session of the workspace loads this plugin.
 
 DATABASE_URL_ENV = "TESSERA_TEST_DATABASE_URL"
 NATS_URL_ENV = "TESSERA_TEST_NATS_URL"
@@ -96,15 +91,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def checked_external_database(url: str) -> str:
+    """`url` when it answers; else fail the test that needs it, naming the variable."""
+    from tessera_stack.postgres import postgres_unreachable, redact
+
+    reason = run_sync(postgres_unreachable(url))
+    if reason is not None:
+        pytest.fail(f"{DATABASE_URL_ENV}={redact(url)} is unreachable: {reason}", pytrace=False)
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
     """DSN of the session's PostgreSQL server (its `postgres` database, as superuser)."""
+    from tessera_stack.postgres import EmbeddedPostgres
+
     external = os.environ.get(DATABASE_URL_ENV)
     if external:
-        reason = run_sync(postgres_unreachable(external))
-        if reason is not None:
-            pytest.fail(f"{DATABASE_URL_ENV}={redact(external)} is unreachable: {reason}")
-        yield external
+        yield checked_external_database(external)
         return
     # Not pytest's tmp_path: its base directory is private to us (0700) and
     # pytest resets that mode, while the server may run as `nobody`.
@@ -119,6 +123,8 @@ def postgres_dsn() -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres_dsn: str) -> Iterator[str]:
     """DSN of a new, empty database, dropped after the test."""
+    from tessera_stack.postgres import create_database, drop_database
+
     name = f"test_{uuid.uuid4().hex[:16]}"
     url = run_sync(create_database(postgres_dsn, name))
     try:
@@ -130,6 +136,8 @@ def database_url(postgres_dsn: str) -> Iterator[str]:
 @pytest.fixture
 def nats_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NatsServer]:
     """A NATS server with JetStream and no streams; see the module docstring."""
+    from tessera_stack.nats import EmbeddedNats, delete_streams
+
     external = os.environ.get(NATS_URL_ENV)
     if external and request.node.get_closest_marker(EMBEDDED_NATS_MARKER) is None:
         run_sync(delete_streams(external))

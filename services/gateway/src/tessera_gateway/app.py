@@ -8,16 +8,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
 from tessera_gateway.auth import KeyStore
 from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.events import EventHub, install_events
+from tessera_gateway.fastlane import install_fast_lane
 from tessera_gateway.proxy import Gatekeeper
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.resilience import CircuitBreaker, RetryBudget
@@ -89,6 +89,8 @@ def _upstream(
         name,
         lambda: _client(settings, base_url),
         timeout_s=timeout_s,
+        max_in_flight=settings.upstream_max_connections,
+        queue_timeout_s=settings.upstream_queue_timeout_s,
         retry=RetryPolicy(
             settings.retry_max_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s
         ),
@@ -100,6 +102,39 @@ def _upstream(
         ),
         metrics=metrics,
     )
+
+
+def _cors(settings: Settings) -> dict[str, Any] | None:
+    if not settings.cors_allow_origins:
+        return None
+    return {
+        "allow_origins": settings.cors_allow_origins,
+        "allow_credentials": settings.cors_allow_credentials,
+        "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+        "allow_headers": [
+            "Authorization",
+            "X-API-Key",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            "Last-Event-ID",
+            "X-Request-ID",
+            "traceparent",
+        ],
+        "expose_headers": [
+            "ETag",
+            "Location",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+            "X-Request-ID",
+            "Idempotent-Replayed",
+        ],
+        "max_age": settings.cors_max_age_s,
+    }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -161,34 +196,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
 
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allow_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "X-API-Key",
-                "Content-Type",
-                "If-Match",
-                "If-None-Match",
-                "Idempotency-Key",
-                "Last-Event-ID",
-                "X-Request-ID",
-                "traceparent",
-            ],
-            expose_headers=[
-                "ETag",
-                "Location",
-                "Retry-After",
-                "RateLimit-Limit",
-                "RateLimit-Remaining",
-                "RateLimit-Reset",
-                "RateLimit-Policy",
-                "X-Request-ID",
-                "Idempotent-Replayed",
-            ],
-            max_age=settings.cors_max_age_s,
-        )
+    install_fast_lane(app, cors=_cors(settings))
     return app

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from tessera_stack.web import outgoing_headers
 
 from tessera_gateway.auth import InvalidKey, KeyStore, Principal, presented_key
-from tessera_gateway.clients import EXCHANGE_ERRORS
+from tessera_gateway.clients import EXCHANGE_ERRORS, RawHeaders
 from tessera_gateway.errors import ContentTooLarge, Forbidden, RateLimited, Unauthorized
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.upstreams import Reply, Upstream
@@ -131,12 +131,17 @@ class Gatekeeper:
         return Principal(key_id=entry.key_id, scopes=entry.scopes, client=address)
 
 
-class _ClientGone(Exception):
-    """The client disconnected before the request was forwarded."""
+class ClientGone(Exception):
+    """The client disconnected before its request was forwarded: nothing to answer."""
 
 
 class Proxy:
-    """Forwards one operation's requests to its upstream (an ASGI app per route)."""
+    """Forwards one operation's requests to its upstream.
+
+    Two phases, so a caller knows when a problem response is still possible:
+    `exchange` (admission, body, upstream reply: raises `GatewayError`) and
+    `relay` (the response is on its way: nothing raised here can be answered).
+    """
 
     def __init__(
         self, upstream: Upstream, access: Access, gatekeeper: Gatekeeper, max_body_bytes: int
@@ -147,22 +152,30 @@ class Proxy:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reply, headers = await self.exchange(scope, receive)
+        except ClientGone:
+            return
+        await self.relay(reply, headers, send)
+
+    async def exchange(self, scope: Scope, receive: Receive) -> tuple[Reply, RawHeaders]:
+        """Admit the request and get the upstream's reply; also return the headers to add.
+
+        Raises:
+            GatewayError: refused (401, 403, 413, 429) or the upstream failed (502-504).
+            ClientGone: the client disconnected while sending its body.
+        """
         limit_headers = self.gatekeeper.admit(scope, self.access)
         method: str = scope["method"]
-        try:
-            body = await self._read_body(scope, receive) if method in _BODY_METHODS else None
-        except _ClientGone:
-            return
-        target = scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
+        body = await self._read_body(scope, receive) if method in _BODY_METHODS else None
         reply = await self.upstream.send(
-            method, target, _upstream_headers(scope), body, retryable=_retryable(method, scope)
+            method,
+            _target(scope),
+            _upstream_headers(scope),
+            body,
+            retryable=_retryable(method, scope),
         )
-        try:
-            await self._relay(reply, limit_headers, send)
-        finally:
-            await reply.aclose()
+        return reply, limit_headers
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_body_bytes
@@ -176,7 +189,7 @@ class Proxy:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _ClientGone
+                raise ClientGone
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -185,7 +198,14 @@ class Proxy:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _relay(self, reply: Reply, extra: list[tuple[bytes, bytes]], send: Send) -> None:
+    async def relay(self, reply: Reply, extra: RawHeaders, send: Send) -> None:
+        """Send the reply to the client, then release it."""
+        try:
+            await self._relay(reply, extra, send)
+        finally:
+            await reply.aclose()
+
+    async def _relay(self, reply: Reply, extra: RawHeaders, send: Send) -> None:
         headers = [
             (name, value) for name, value in reply.headers if name not in _DROPPED_RESPONSE_HEADERS
         ]
@@ -205,6 +225,18 @@ class Proxy:
             logger.warning("%s broke off a streamed response", self.upstream.name)
             return
         await send({"type": "http.response.body", "body": b""})
+
+
+def _target(scope: Scope) -> str:
+    """The request target for the upstream: the raw path (as the client encoded it,
+    without the gateway's own root path) and query."""
+    raw_path: bytes = scope["raw_path"] or scope["path"].encode()
+    root = scope.get("root_path", "").encode()
+    if root and raw_path.startswith(root):
+        raw_path = raw_path[len(root) :]
+    target = raw_path.decode("latin-1")
+    query: bytes = scope["query_string"]
+    return f"{target}?{query.decode('latin-1')}" if query else target
 
 
 def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:

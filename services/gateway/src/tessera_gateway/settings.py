@@ -53,12 +53,15 @@ class Settings(BaseSettings):
 
     # --- upstreams -------------------------------------------------------------
     catalog_timeout_s: float = Field(default=5.0, gt=0)
-    """Deadline for a catalog request, all retries included."""
+    """Deadline for the catalog's answer (retries included; the queue wait is not)."""
     inference_timeout_s: float = Field(default=5.0, gt=0)
-    """Deadline for an inference request, all retries included."""
+    """Deadline for the inference service's answer (retries included; the queue wait is not)."""
     connect_timeout_s: float = Field(default=1.0, gt=0)
-    upstream_max_connections: int = Field(default=256, ge=1)
-    """Keep-alive connections per upstream (per gateway process)."""
+    upstream_max_connections: int = Field(default=64, ge=1)
+    """Requests in flight (and keep-alive connections) per upstream and gateway process.
+    More wait in a FIFO queue, so an overloaded upstream is not pushed further."""
+    upstream_queue_timeout_s: float = Field(default=5.0, gt=0)
+    """How long a request may wait for one of those connections before a 503."""
     upstream_keepalive_s: float = Field(default=4.0, gt=0)
     """Idle time after which a pooled upstream connection is dropped; keep it below the
     upstream's own keep-alive timeout (uvicorn: 5 s) so the gateway never reuses a

@@ -34,16 +34,24 @@ BUFFER_LIMIT: Final = 256 * 1024
 
 @dataclass(slots=True)
 class Reply:
-    """An upstream response ready to relay: a complete small body, or an open stream."""
+    """An upstream response ready to relay: a complete small body, or an open stream
+    (which holds its upstream slot until closed)."""
 
     status: int
     headers: RawHeaders
     body: bytes | None
     stream: UpstreamResponse | None
+    release: Callable[[], None] | None = None
 
     async def aclose(self) -> None:
-        if self.stream is not None:
-            await self.stream.aclose()
+        stream, self.stream = self.stream, None
+        try:
+            if stream is not None:
+                await stream.aclose()
+        finally:
+            release, self.release = self.release, None
+            if release is not None:
+                release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,8 @@ class Upstream:
         client_factory: Callable[[], UpstreamClient],
         *,
         timeout_s: float,
+        max_in_flight: int,
+        queue_timeout_s: float,
         retry: RetryPolicy,
         budget: RetryBudget,
         breaker: CircuitBreaker,
@@ -93,6 +103,12 @@ class Upstream:
         self._client_factory = client_factory
         self._client: UpstreamClient | None = None
         self.timeout_s = timeout_s
+        self.queue_timeout_s = queue_timeout_s
+        # At most this many requests at the upstream at once; the rest wait here, in
+        # FIFO order. Bounding the upstream's concurrency keeps its latency (and so
+        # our deadlines) stable under overload, and the wait does not count against
+        # the upstream's deadline: only the upstream's own time does.
+        self._slots = asyncio.Semaphore(max_in_flight)
         self.retry = retry
         self.budget = budget
         self.breaker = breaker
@@ -112,11 +128,41 @@ class Upstream:
             retryable: the request may be repeated (idempotent, or has an Idempotency-Key).
 
         Raises:
-            UpstreamUnavailable: the circuit is open, or the upstream is unreachable
-                or answered 503.
+            UpstreamUnavailable: the circuit is open, too many requests are waiting,
+                or the upstream is unreachable or answered 503.
             UpstreamTimeout: no answer within the deadline (all attempts included).
             BadGateway: the exchange broke, or the upstream answered another 5xx.
         """
+        await self._acquire_slot()
+        try:
+            reply = await self._send(method, target, headers, body, retryable=retryable)
+        except BaseException:
+            self._slots.release()
+            raise
+        if reply.stream is None:
+            self._slots.release()
+        else:
+            reply.release = self._slots.release
+        return reply
+
+    async def _acquire_slot(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self.queue_timeout_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.metrics.failures.labels(self.name, "queue_timeout").inc()
+            raise UpstreamUnavailable(
+                f"too many requests are waiting for {self.name}; retry later",
+                upstream=self.name,
+                headers={"Retry-After": "1"},
+            ) from None
+
+    async def _send(
+        self, method: str, target: str, headers: Headers, body: bytes | None, *, retryable: bool
+    ) -> Reply:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         self.budget.deposit()

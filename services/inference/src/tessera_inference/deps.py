@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from tessera_inference.service import InferenceService
 
 
-def get_service(request: Request) -> InferenceService:
+async def get_service(request: Request) -> InferenceService:
+    # async: FastAPI runs a plain `def` dependency on its thread pool, a thread hop per request.
     service: InferenceService = request.state.service
     return service
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn, TextIO
 
+import asyncpg
+
 from tessera_stack.local.console import say, warn
 from tessera_stack.local.services import (
     SERVICE_NAMES,
@@ -110,15 +112,18 @@ def _interrupted_by_signals() -> Iterator[None]:
 def prepare_database(dsn: str) -> None:
     """Apply the catalog's migrations and load demo data into an empty database."""
     try:
-        from tessera_catalog.db.migrate import apply_migrations
+        from tessera_catalog.db.migrate import MigrationError, apply_migrations
         from tessera_catalog.db.seed import seed_if_empty
     except ImportError as e:
         # Temporary, while tessera_catalog.db is being written.
         warn(f"migrations: skipped, tessera_catalog.db is not available ({e})")
         return
-    applied = run_sync(apply_migrations(dsn))
-    say(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
-    rows = run_sync(seed_if_empty(dsn))
+    try:
+        applied = run_sync(apply_migrations(dsn))
+        say(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
+        rows = run_sync(seed_if_empty(dsn))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, MigrationError) as e:
+        raise ServerError(f"preparing the database {redact(dsn)} failed: {e}") from e
     say(f"demo data: loaded {rows} rows" if rows else "demo data: kept the existing data")
 
 
@@ -139,7 +144,7 @@ def _start_postgres(options: UpOptions, stack: ExitStack) -> str:
     say(f"postgres: starting embedded server (data {_shown(server.data_dir)})")
     stack.enter_context(server)
     for directory in server.granted:
-        say(f"postgres: added o+x to {directory} so that the server's user can reach its files")
+        say(f"postgres: added o+x (search only) to {directory}: the server runs as nobody")
     say(f"postgres: embedded at {server.dsn} (data {_shown(server.data_dir)})")
     return run_sync(create_database(server.dsn, EMBEDDED_DATABASE, exist_ok=True))
 

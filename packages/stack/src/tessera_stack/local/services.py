@@ -138,10 +138,11 @@ class ServiceProcess:
         assert self._process is not None
         assert self._process.stdout is not None
         prefix = f"{self.name:<{_NAME_WIDTH}} | "
-        for raw in self._process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self._recent.append(line)
-            say(prefix + line)
+        with self._process.stdout as output:
+            for raw in output:
+                line = raw.decode(errors="replace").rstrip()
+                self._recent.append(line)
+                say(prefix + line)
 
 
 def stop_services(services: Sequence[ServiceProcess]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from tessera_stack.web.docs import install_docs
@@ -30,9 +31,20 @@ class _ServiceApp(FastAPI):
 
     def __init__(self, *, http_metrics: HttpMetrics, **kwargs: Any) -> None:
         self._http_metrics = http_metrics
+        self._operational_routes: list[BaseRoute] = []
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
+        # Runs once, on the first ASGI call, after the service added its routers.
+        # Every request walks the route list in order, so the operational routes
+        # (probes, metrics, docs: rare, and fixed paths no API route shares) move
+        # behind the API routes instead of costing each API request a regex match
+        # apiece. (A top-level catch-all route would now shadow them: don't add one.)
+        if self._operational_routes:
+            ops = {id(route) for route in self._operational_routes}
+            api = [route for route in self.router.routes if id(route) not in ops]
+            self.router.routes[:] = api + self._operational_routes
+            self._operational_routes = []
         # add_middleware() can only place middleware inside ServerErrorMiddleware,
         # whose 500 response for an unhandled exception would then bypass us: no
         # X-Request-ID on exactly the responses people need to report, and a status
@@ -117,4 +129,5 @@ def create_service_app(
     install_health(app, service=title, version=version, checks=readiness_checks)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_docs(app)
+    app._operational_routes = list(app.router.routes)
     return app

@@ -54,6 +54,7 @@ class OutboxRelay:
         self._reconnected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._listen_attempted = 0.0
         self._housekeeping_done = 0.0
 
@@ -70,10 +71,18 @@ class OutboxRelay:
         self._wake.set()
 
     async def stop(self) -> None:
+        import sys, time as _t
+        _s = _t.monotonic()
         if self._task is not None:
+            print("DBG relay task state", self._task, file=sys.stderr)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        print("DBG relay task done", _t.monotonic() - _s, file=sys.stderr)
+        if self._listen_task is not None:
+            # Not cancelled: a connect cancelled mid-handshake can leak its socket.
+            # It is bounded by its own connect timeout.
+            await asyncio.gather(self._listen_task, return_exceptions=True)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close(timeout=2)
@@ -195,15 +204,25 @@ class OutboxRelay:
         # not taken from the pool. Losing it only costs latency: polling goes on.
         if self._listener is not None and not self._listener.is_closed():
             return
+        if self._listen_task is not None and not self._listen_task.done():
+            return
         now = time.monotonic()
         if now - self._listen_attempted < _LISTEN_RETRY_S:
             return
         self._listen_attempted = now
+        self._listen_task = asyncio.create_task(self._listen(), name="catalog-outbox-listen")
+
+    async def _listen(self) -> None:
         try:
             listener = await asyncpg.connect(str(self.settings.database_url), timeout=2)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            logger.warning("cannot LISTEN for outbox notifications, polling only: %r", exc)
+            return
+        try:
             await listener.add_listener(outbox.NOTIFY_CHANNEL, self._on_notify)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             logger.warning("cannot LISTEN for outbox notifications, polling only: %r", exc)
+            await listener.close(timeout=2)
             return
         self._listener = listener
 

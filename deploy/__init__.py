@@ -1,0 +1,1 @@
+"""Deployment artefacts (Kubernetes manifests) and the tests that prove them offline."""

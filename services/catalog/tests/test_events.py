@@ -1,0 +1,321 @@
+"""Events: every write puts a CloudEvent in the outbox; the relay gets each onto JetStream once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+import nats.js.errors
+import pytest
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from tessera_catalog.settings import Settings
+from tessera_contracts import v1
+from tessera_contracts.events import MSG_ID_HEADER
+
+Json = dict[str, Any]
+MakeProduct = Callable[..., Awaitable[Json]]
+Serve = Callable[[Settings], Any]
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+async def stream_events(js: JetStreamContext) -> list[tuple[int, dict[str, str], Any]]:
+    """(sequence, headers, decoded CloudEvent) of every message on stream CATALOG."""
+    info = await js.stream_info(v1.CATALOG_STREAM)
+    events = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg(v1.CATALOG_STREAM, seq)
+        assert msg.data is not None
+        events.append(
+            (seq, dict(msg.headers or {}), v1.CATALOG_EVENT_ADAPTER.validate_json(msg.data))
+        )
+    return events
+
+
+async def pending(db: asyncpg.Connection[asyncpg.Record]) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def every_change(client: httpx.AsyncClient, make_product: MakeProduct) -> list[str]:
+    """One write of each kind; returns the event types they must produce, in order."""
+    product = await make_product()
+    url = f"/v1/products/{product['id']}"
+    assert (await client.patch(url, json={"name": "Renamed"})).status_code == 200
+    assert (
+        await client.post(f"{url}/reviews", json={"rating": 5, "title": "Nice", "author": "Kemi"})
+    ).status_code == 201
+    assert (await client.put(f"{url}/inventory", json={"quantity": 2})).status_code == 200
+    assert (await client.delete(url)).status_code == 204
+    return [
+        "catalog.v1.product.created",
+        "catalog.v1.product.updated",
+        "catalog.v1.review.created",
+        "catalog.v1.inventory.updated",
+        "catalog.v1.product.deleted",
+    ]
+
+
+@pytest.fixture
+async def nats_up(client: httpx.AsyncClient, wait_until: WaitUntil) -> None:
+    async def up() -> bool:
+        return "catalog_nats_connected 1.0" in (await client.get("/metrics")).text
+
+    await wait_until(up, what="catalog connected to NATS")
+
+
+class TestOutboxAndRelay:
+    @pytest.mark.usefixtures("nats_up")
+    async def test_every_write_publishes_one_cloudevent_in_order(
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
+        js: JetStreamContext,
+        wait_until: WaitUntil,
+    ) -> None:
+        expected = await every_change(client, make_product)
+
+        async def drained() -> bool:
+            return await pending(db) == 0
+
+        await wait_until(drained, what="outbox drained")
+        events = await stream_events(js)
+
+        assert [event.type for _, _, event in events] == expected
+        rows = await db.fetch("SELECT event_id, subject, stream_seq FROM outbox ORDER BY id")
+        assert [(r["event_id"], r["stream_seq"]) for r in rows] == [
+            (e.id, seq) for seq, _, e in events
+        ]
+        for seq, headers, event in events:
+            assert headers[MSG_ID_HEADER] == event.id
+            assert event.source == v1.CATALOG_SOURCE
+            assert event.type == f"catalog.v1.{event.data.kind}"
+            msg = await js.get_msg(v1.CATALOG_STREAM, seq)
+            assert msg.subject == event.type
+        created, updated, review, stock, deleted = (event.data for _, _, event in events)
+        assert isinstance(created, v1.ProductCreated)
+        assert created.product.version == 1
+        assert isinstance(updated, v1.ProductUpdated)
+        assert updated.product.name == "Renamed"
+        assert updated.product.version == 2
+        assert isinstance(review, v1.ReviewCreated)
+        assert review.review.rating == 5
+        assert isinstance(stock, v1.InventoryUpdated)
+        assert stock.inventory.quantity == 2
+        assert isinstance(deleted, v1.ProductDeleted)
+        assert deleted.sku == created.product.sku
+
+    @pytest.mark.usefixtures("nats_up")
+    async def test_events_carry_the_request_id_of_the_write(
+        self,
+        client: httpx.AsyncClient,
+        db: asyncpg.Connection[asyncpg.Record],
+        js: JetStreamContext,
+        wait_until: WaitUntil,
+    ) -> None:
+        await client.post(
+            "/v1/products",
+            json={"sku": "TRACE-1", "name": "Traced", "category": "home", "price": 1},
+            headers={"X-Request-ID": "write-7"},
+        )
+
+        async def drained() -> bool:
+            return await pending(db) == 0
+
+        await wait_until(drained, what="outbox drained")
+        [(_, headers, _)] = await stream_events(js)
+        assert headers["X-Request-ID"] == "write-7"
+
+    async def test_a_failed_write_leaves_no_event(
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
+    ) -> None:
+        product = await make_product(sku="ONLY-1")
+        before = await db.fetchval("SELECT count(*) FROM outbox")
+
+        await client.post(
+            "/v1/products", json={"sku": "ONLY-1", "name": "Twin", "category": "x", "price": 1}
+        )
+        await client.patch(
+            f"/v1/products/{product['id']}", json={"name": "X"}, headers={"If-Match": '"9"'}
+        )
+        await client.put(
+            f"/v1/products/{product['id']}/inventory", json={"quantity": 1, "reserved": 2}
+        )
+
+        assert await db.fetchval("SELECT count(*) FROM outbox") == before
+
+    @pytest.mark.usefixtures("nats_up")
+    async def test_a_resent_event_is_dropped_by_jetstream(
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
+        js: JetStreamContext,
+        wait_until: WaitUntil,
+    ) -> None:
+        await make_product()
+        await make_product()
+
+        async def drained() -> bool:
+            return await pending(db) == 0
+
+        await wait_until(drained, what="outbox drained")
+        # As if the relay had crashed after JetStream's ack but before stamping the rows.
+        await db.execute("UPDATE outbox SET published_at = NULL, stream_seq = NULL")
+        await wait_until(drained, what="outbox drained again")
+
+        events = await stream_events(js)
+        assert len(events) == 2
+        assert [
+            r["stream_seq"] for r in await db.fetch("SELECT stream_seq FROM outbox ORDER BY id")
+        ] == [1, 2]
+
+    async def test_existing_stream_without_our_subjects_gets_them(
+        self, serve: Serve, settings: Settings, js: JetStreamContext, wait_until: WaitUntil
+    ) -> None:
+        await js.add_stream(StreamConfig(name=v1.CATALOG_STREAM, subjects=["legacy.>"]))
+
+        async with serve(settings):
+
+            async def updated() -> bool:
+                info = await js.stream_info(v1.CATALOG_STREAM)
+                return v1.CATALOG_SUBJECTS in (info.config.subjects or [])
+
+            await wait_until(updated, what="stream subjects updated")
+
+        info = await js.stream_info(v1.CATALOG_STREAM)
+        assert set(info.config.subjects or []) == {"legacy.>", v1.CATALOG_SUBJECTS}
+
+
+@pytest.mark.embedded_nats
+class TestNatsOutage:
+    async def test_nothing_is_lost_when_nats_is_down_during_writes(
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
+        nats_server: Any,
+        nats_url: str,
+        wait_until: WaitUntil,
+        nats_up: None,
+    ) -> None:
+        nats_server.stop()
+        expected: list[str] = []
+        for _ in range(3):
+            expected += await every_change(client, make_product)
+
+        # Written, not published: the events wait in the outbox, and /metrics shows the backlog.
+        assert await pending(db) == len(expected)
+
+        async def backlog_shown() -> bool:
+            # The relay refreshes the gauge every round (at most a backoff period apart).
+            return (
+                f"catalog_outbox_pending {float(len(expected))}"
+                in (await client.get("/metrics")).text
+            )
+
+        await wait_until(backlog_shown, what="backlog in /metrics")
+        assert "catalog_nats_connected 0.0" in (await client.get("/metrics")).text
+        assert (await client.get("/readyz")).status_code == 200
+
+        nats_server.start()
+
+        async def drained() -> bool:
+            return await pending(db) == 0
+
+        await wait_until(drained, timeout_s=20, what="outbox drained after NATS came back")
+        reader = await nats.connect(nats_url)
+        try:
+            events = await stream_events(reader.jetstream())
+        finally:
+            await reader.close()
+        ids = [event.id for _, _, event in events]
+        assert len(ids) == len(set(ids)) == len(expected)
+        assert [event.type for _, _, event in events] == expected
+        outbox_ids = [
+            r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox ORDER BY id")
+        ]
+        assert ids == outbox_ids
+
+    async def test_starts_and_serves_while_nats_is_down(
+        self,
+        serve: Serve,
+        settings: Settings,
+        nats_server: Any,
+        nats_url: str,
+        db: asyncpg.Connection[asyncpg.Record],
+        wait_until: WaitUntil,
+    ) -> None:
+        nats_server.stop()
+
+        async with serve(settings) as client:
+            ready = await client.get("/readyz")
+            created = await client.post(
+                "/v1/products",
+                json={
+                    "sku": "EARLY-1",
+                    "name": "Early",
+                    "category": "home",
+                    "price": 1,
+                    "features": [1.0] * 10,
+                },
+            )
+            enriched = await client.get(f"/v1/products/{created.json()['id']}/enriched")
+            assert ready.status_code == 200
+            assert created.status_code == 201
+            assert enriched.json()["degraded"] == ["prediction"]
+
+            nats_server.start()
+
+            async def drained() -> bool:
+                return await pending(db) == 0
+
+            await wait_until(drained, timeout_s=20, what="the event published once NATS started")
+
+        reader = await nats.connect(nats_url)
+        try:
+            events = await stream_events(reader.jetstream())
+        finally:
+            await reader.close()
+        assert [event.type for _, _, event in events] == ["catalog.v1.product.created"]
+
+    async def test_readiness_can_require_nats(
+        self, serve: Serve, settings: Settings, nats_server: Any
+    ) -> None:
+        nats_server.stop()
+
+        async with serve(
+            settings.model_copy(update={"nats_required_for_readiness": True})
+        ) as client:
+            response = await client.get("/readyz")
+
+        assert response.status_code == 503
+        assert response.json()["checks"]["nats"] != "ok"
+        assert response.json()["checks"]["postgres"] == "ok"
+
+    async def test_stream_lost_with_the_nats_store_is_recreated(
+        self,
+        client: httpx.AsyncClient,
+        make_product: MakeProduct,
+        db: asyncpg.Connection[asyncpg.Record],
+        js: JetStreamContext,
+        wait_until: WaitUntil,
+        nats_up: None,
+    ) -> None:
+        await js.delete_stream(v1.CATALOG_STREAM)
+
+        await make_product()
+
+        async def drained() -> bool:
+            return await pending(db) == 0
+
+        await wait_until(drained, timeout_s=20, what="event published to a recreated stream")
+        assert [event.type for _, _, event in await stream_events(js)] == [
+            "catalog.v1.product.created"
+        ]
