@@ -7,17 +7,22 @@
    the service under uvicorn;
 3. HTTP: `POST /v1/predict` to the service under uvicorn, driven by wrk.
 
-Each level runs 64 concurrent callers (and 1 caller, where batching cannot
-help) for a fixed time; every round measures batching off and on back to back,
-alternating which goes first, and the tables show medians over the rounds.
-A last table sweeps `max_batch_wait_ms`, which is what the default follows.
+Shared 2-core machines are noisy, so the configurations run side by side (one
+service process and one nats-server each) and are measured in short segments,
+interleaved and alternating in order, round after round. Tables show medians
+over rounds; a ratio is the median of the per-round on/off ratios (each pair
+measured back to back). Service CPU per prediction, read from /proc, is shown
+too: it is what batching saves and is much less disturbed by other processes
+than throughput is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
+import os
+import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,42 +43,48 @@ REQUEST_BODY = (
 SWEEP_WAITS_MS = (0.0, 1.0, 2.0)
 
 
+def _default_wait_ms() -> float:
+    from tessera_inference.settings import Settings
+
+    return Settings().max_batch_wait_ms
+
+
+def _name(wait_ms: float) -> str:
+    return f"wait {wait_ms:g}"
+
+
+def _configs() -> dict[str, float | None]:
+    """Batching off, then on with each max_batch_wait_ms tried (the default among them)."""
+    waits = sorted({*SWEEP_WAITS_MS, _default_wait_ms()})
+    return {"off": None, **{_name(w): w for w in waits}}
+
+
 @dataclass(frozen=True)
 class Measure:
     per_s: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None
+    """Service CPU time (all threads) per prediction."""
     errors: int = 0
 
 
-@dataclass(frozen=True)
-class Row:
-    level: str
-    callers: int
-    off: Measure
-    on: Measure
+def _closed_loop_sync(
+    make_call: Callable[[], Awaitable[Callable[[], Awaitable[bool]]]], callers: int, seconds: float
+) -> Measure:
+    import uvloop  # the service runs on uvloop, so the load loops do too
 
+    async def main() -> Measure:
+        call = await make_call()
+        return await _closed_loop(call, callers, seconds)
 
-def _summary(measures: list[Measure]) -> Measure:
-    return Measure(
-        per_s=median([m.per_s for m in measures]),
-        p50_ms=median([m.p50_ms for m in measures]),
-        p99_ms=median([m.p99_ms for m in measures]),
-        errors=sum(m.errors for m in measures),
-    )
-
-
-def _percentiles(latencies: list[float], count: int, elapsed: float, errors: int) -> Measure:
-    if not latencies:
-        raise BenchError("no request completed")
-    p50, p99 = np.percentile(np.array(latencies), [50, 99]) * 1000
-    return Measure(per_s=count / elapsed, p50_ms=float(p50), p99_ms=float(p99), errors=errors)
+    return uvloop.run(main())
 
 
 async def _closed_loop(
-    call: Callable[[], Awaitable[bool]], callers: int, duration_s: float
+    call: Callable[[], Awaitable[bool]], callers: int, seconds: float
 ) -> Measure:
-    """`callers` tasks each calling `call` back to back for `duration_s` (after a short warm-up)."""
+    """`callers` tasks calling `call` back to back for `seconds`, after a short warm-up."""
     latencies: list[float] = []
     errors = 0
     measuring = False
@@ -91,17 +102,24 @@ async def _closed_loop(
                 errors += not ok
 
     tasks = [asyncio.create_task(caller()) for _ in range(callers)]
-    await asyncio.sleep(min(0.5, duration_s / 4))  # warm-up: connections, caches, batch rhythm
+    await asyncio.sleep(0.25)  # warm-up: connections, caches, the batching rhythm
     measuring, began = True, time.perf_counter()
-    stop_at = began + duration_s
-    await asyncio.gather(*tasks)
-    return _percentiles(latencies, len(latencies), time.perf_counter() - began, errors)
+    stop_at = began + seconds
+    _, stuck = await asyncio.wait(tasks, timeout=seconds + 10)
+    for task in stuck:  # a request that never got an answer
+        task.cancel()
+        errors += 1
+    elapsed = time.perf_counter() - began
+    if not latencies:
+        raise BenchError("no request completed")
+    p50, p99 = np.percentile(np.array(latencies), [50, 99]) * 1000
+    return Measure(len(latencies) / elapsed, float(p50), float(p99), errors=errors)
 
 
 # -- level 1: the engine in-process ----------------------------------------------------
 
 
-async def _engine(batching: bool, callers: int, duration_s: float) -> Measure:
+def _engine(batching: bool, callers: int, seconds: float) -> Measure:
     from tessera_inference.batcher import DynamicBatcher
     from tessera_inference.engine import inference_executor
     from tessera_inference.registry import ModelRegistry
@@ -111,204 +129,256 @@ async def _engine(batching: bool, callers: int, duration_s: float) -> Measure:
     model = ModelRegistry.load(PACKAGED_MODELS).get("breast-cancer", "2.0")
     row = np.array([FEATURES], dtype=np.float32)
     executor = inference_executor(settings.inference_threads)
-    batcher = DynamicBatcher(
-        model.run,
-        executor,
-        max_batch_size=settings.max_batch_size,
-        max_wait_s=settings.max_batch_wait_ms / 1000,
-    )
 
-    async def batched() -> bool:
-        await batcher.infer(row)
-        return True
+    async def make_call() -> Callable[[], Awaitable[bool]]:
+        batcher = DynamicBatcher(
+            model.run,
+            executor,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000,
+        )
 
-    async def per_request() -> bool:
-        await asyncio.to_thread(model.run, row)
-        return True
+        async def batched() -> bool:
+            await batcher.infer(row)
+            return True
+
+        async def per_request() -> bool:
+            await asyncio.to_thread(model.run, row)
+            return True
+
+        return batched if batching else per_request
 
     try:
-        return await _closed_loop(batched if batching else per_request, callers, duration_s)
+        return _closed_loop_sync(make_call, callers, seconds)
     finally:
-        await batcher.close()
         executor.shutdown()
 
 
-def _run_async(coroutine: Awaitable[Measure]) -> Measure:
-    import uvloop  # the service runs on uvloop, so the load loops do too
-
-    async def main() -> Measure:
-        return await coroutine
-
-    return uvloop.run(main())
+# -- levels 2 and 3: the service under uvicorn ----------------------------------------------
 
 
-# -- level 2: NATS request-reply ----------------------------------------------------------
+@dataclass
+class Service:
+    base_url: str
+    nats_url: str
+    pid: int
 
 
-async def _nats(url: str, callers: int, duration_s: float) -> Measure:
+def _nats(service: Service, callers: int, seconds: float) -> Measure:
+    import itertools
+
     import nats
+    from nats.aio.msg import Msg
     from tessera_contracts import is_problem
     from tessera_contracts.v1.subjects import PREDICT
 
-    nc = await nats.connect(url)
+    async def make_call() -> Callable[[], Awaitable[bool]]:
+        # A lean requester: one wildcard reply subscription and a dict of futures.
+        # nats-py's request() adds a timer per call, which made the load generator,
+        # not the service, the limit at 64 callers.
+        nc = await nats.connect(service.nats_url)
+        inbox = nc.new_inbox()
+        waiting: dict[str, asyncio.Future[Msg]] = {}
+        ids = itertools.count()
+        loop = asyncio.get_running_loop()
 
-    async def call() -> bool:
-        try:
-            reply = await nc.request(PREDICT.name, REQUEST_BODY, timeout=10)
-        except Exception:
-            return False
-        return not is_problem(reply.headers)
+        async def on_reply(msg: Msg) -> None:
+            future = waiting.pop(msg.subject, None)
+            if future is not None and not future.done():
+                future.set_result(msg)
 
-    try:
-        return await _closed_loop(call, callers, duration_s)
-    finally:
-        await nc.close()
+        await nc.subscribe(inbox + ".*", cb=on_reply)
+
+        async def call() -> bool:
+            subject = f"{inbox}.{next(ids)}"
+            future = waiting[subject] = loop.create_future()
+            await nc.publish(PREDICT.name, REQUEST_BODY, reply=subject)
+            reply = await future
+            return not is_problem(reply.headers)
+
+        return call
+
+    return _with_cpu(service, lambda: _closed_loop_sync(make_call, callers, seconds))
 
 
-# -- level 3: HTTP, with wrk ----------------------------------------------------------------
+def _http(service: Service, callers: int, seconds: float) -> Measure:
+    def measure() -> Measure:
+        result = wrk(
+            f"{service.base_url}/v1/predict",
+            connections=callers,
+            threads=min(2, callers),
+            duration_s=max(1, round(seconds)),
+            method="POST",
+            body=REQUEST_BODY,
+            headers={"Content-Type": "application/json"},
+        )
+        errors = result.connect_errors + result.read_errors + result.timeouts + result.non_2xx
+        return Measure(result.requests_per_s, result.p50_ms, result.p99_ms, errors=errors)
+
+    return _with_cpu(service, measure)
 
 
-def _http(base_url: str, callers: int, duration_s: int) -> Measure:
-    result = wrk(
-        f"{base_url}/v1/predict",
-        connections=callers,
-        threads=min(2, callers),
-        duration_s=duration_s,
-        method="POST",
-        body=REQUEST_BODY,
-        headers={"Content-Type": "application/json"},
+def _with_cpu(service: Service, measure: Callable[[], Measure]) -> Measure:
+    before, started = _cpu_seconds(service.pid), time.perf_counter()
+    result = measure()
+    cpu, elapsed = _cpu_seconds(service.pid) - before, time.perf_counter() - started
+    # Warm-up requests are in the CPU time but not in the count: estimate over the whole span.
+    predictions = result.per_s * elapsed
+    return Measure(
+        result.per_s, result.p50_ms, result.p99_ms, cpu / predictions * 1e6, result.errors
     )
-    errors = result.connect_errors + result.read_errors + result.timeouts + result.non_2xx
-    return Measure(result.requests_per_s, result.p50_ms, result.p99_ms, errors)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _listening_pid(port: int) -> int:
+    out = subprocess.run(
+        ["ss", "-Htlnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+    ).stdout
+    match = re.search(r"pid=(\d+)", out)
+    if match is None:
+        raise BenchError(f"no process found listening on port {port} (ss -tlnp)")
+    return int(match.group(1))
 
 
 @contextlib.contextmanager
-def _nats_server() -> Iterator[str]:
+def _services(stack: contextlib.ExitStack) -> Iterator[dict[str, Service]]:
+    """One nats-server and one service process per configuration, all running at once."""
     from tessera_stack.nats import EmbeddedNats
 
-    # Only NATS is needed here, so not harness.infrastructure() (which adds PostgreSQL).
-    with (
-        tempfile.TemporaryDirectory(prefix="tessera-bench-nats-") as tmp,
-        EmbeddedNats(Path(tmp) / "nats") as server,
-    ):
-        yield server.url
-
-
-def _service_env(nats_url: str, batching: bool, wait_ms: float | None = None) -> dict[str, str]:
-    env = {
-        "INFERENCE_NATS_URL": nats_url,
-        "INFERENCE_BATCHING_ENABLED": "true" if batching else "false",
-        "INFERENCE_LOG_LEVEL": "WARNING",
-    }
-    if wait_ms is not None:
-        env["INFERENCE_MAX_BATCH_WAIT_MS"] = str(wait_ms)
-    return env
-
-
-def _service_round(
-    nats_url: str, batching: bool, duration_s: int, wait_ms: float | None = None, single: bool = True
-) -> dict[tuple[str, int], Measure]:
-    """One service process: NATS then HTTP, 64 callers (and 1 when `single`)."""
-    results: dict[tuple[str, int], Measure] = {}
-    with uvicorn_service(FACTORY, _service_env(nats_url, batching, wait_ms)) as base_url:
-        for callers in (CALLERS, 1) if single else (CALLERS,):
-            results["NATS", callers] = _run_async(_nats(nats_url, callers, duration_s))
-            results["HTTP", callers] = _http(base_url, callers, duration_s)
-    return results
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tessera-bench-inf-")))
+    services: dict[str, Service] = {}
+    for i, (name, wait_ms) in enumerate(_configs().items()):
+        # Own nats-server each: services on one server would all answer the subject.
+        nats_url = stack.enter_context(EmbeddedNats(tmp / f"nats-{i}")).url
+        env = {
+            "INFERENCE_NATS_URL": nats_url,
+            "INFERENCE_BATCHING_ENABLED": "false" if wait_ms is None else "true",
+            "INFERENCE_MAX_BATCH_WAIT_MS": str(wait_ms or 0),
+        }
+        base_url = stack.enter_context(uvicorn_service(FACTORY, env))
+        services[name] = Service(
+            base_url, nats_url, _listening_pid(int(base_url.rsplit(":", 1)[1]))
+        )
+    yield services
 
 
 def run(quick: bool) -> str:
-    rounds = 1 if quick else 3
-    duration_s = 2 if quick else 5
-    samples: dict[tuple[str, int, bool], list[Measure]] = {}
+    rounds, seconds = (1, 1) if quick else (5, 3)
+    cells: dict[tuple[str, int, str], list[Measure]] = {}
 
-    def add(level: str, callers: int, batching: bool, measure: Measure) -> None:
-        samples.setdefault((level, callers, batching), []).append(measure)
+    def add(level: str, callers: int, config: str, measure: Measure) -> None:
+        cells.setdefault((level, callers, config), []).append(measure)
 
-    for round_no in range(rounds):
-        order = (False, True) if round_no % 2 == 0 else (True, False)
-        for batching in order:
-            for callers in (CALLERS, 1):
-                add("engine", callers, batching, _run_async(_engine(batching, callers, duration_s)))
+    for r in range(rounds):
+        flip = r % 2 == 1  # alternate which configuration goes first
+        for callers in (CALLERS, 1):
+            for batching in (True, False) if flip else (False, True):
+                add(
+                    "engine",
+                    callers,
+                    "on" if batching else "off",
+                    _engine(batching, callers, seconds),
+                )
 
-    sweep: dict[float, list[Measure]] = {}
-    with _nats_server() as nats_url:
-        for round_no in range(rounds):
-            order = (False, True) if round_no % 2 == 0 else (True, False)
-            for batching in order:
-                for (level, callers), measure in _service_round(nats_url, batching, duration_s).items():
-                    add(level, callers, batching, measure)
-            for wait_ms in SWEEP_WAITS_MS:
-                measured = _service_round(nats_url, True, duration_s, wait_ms, single=False)
-                sweep.setdefault(wait_ms, []).append(measured["HTTP", CALLERS])
-                sweep.setdefault(-wait_ms - 1, []).append(measured["NATS", CALLERS])
-
-    rows = [
-        Row(level, callers, _summary(samples[level, callers, False]), _summary(samples[level, callers, True]))
-        for level in ("engine", "NATS", "HTTP")
-        for callers in (CALLERS, 1)
-    ]
-    return _report(rows, sweep, rounds, duration_s)
+    default = _name(_default_wait_ms())
+    with contextlib.ExitStack() as stack, _services(stack) as services:
+        for r in range(rounds):
+            flip = r % 2 == 1
+            for level, load in (("NATS", _nats), ("HTTP", _http)):
+                for callers in (CALLERS, 1):
+                    # One caller at a time: only off and the default, to show what batching costs.
+                    names = list(services) if callers == CALLERS else ["off", default]
+                    for name in reversed(names) if flip else names:
+                        add(level, callers, name, load(services[name], callers, seconds))
+    return _report(cells, rounds, seconds)
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:,.{digits}f}"
+# -- the report --------------------------------------------------------------------------
 
 
-def _report(rows: list[Row], sweep: dict[float, list[Measure]], rounds: int, duration_s: int) -> str:
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _median_of(measures: list[Measure], field: str) -> float | None:
+    values = [getattr(m, field) for m in measures if getattr(m, field) is not None]
+    return median(values) if values else None
+
+
+def _paired_ratio(on: list[Measure], off: list[Measure]) -> float:
+    return median([a.per_s / b.per_s for a, b in zip(on, off, strict=True)])
+
+
+def _report(cells: dict[tuple[str, int, str], list[Measure]], rounds: int, seconds: float) -> str:
     from tessera_inference.settings import Settings
 
     defaults = Settings()
+    default_on = _name(defaults.max_batch_wait_ms)
+    rows = []
+    for level in ("engine", "NATS", "HTTP"):
+        for callers in (CALLERS, 1):
+            off = cells[level, callers, "off"]
+            on = cells[level, callers, "on" if level == "engine" else default_on]
+            p99_off, p99_on = _median_of(off, "p99_ms"), _median_of(on, "p99_ms")
+            rows.append(
+                [
+                    level, callers,
+                    _f(_median_of(off, "per_s"), 0), _f(_median_of(off, "p50_ms")), _f(p99_off),
+                    _f(_median_of(off, "cpu_us"), 0),
+                    _f(_median_of(on, "per_s"), 0), _f(_median_of(on, "p50_ms")), _f(p99_on),
+                    _f(_median_of(on, "cpu_us"), 0),
+                    f"{_paired_ratio(on, off):.2f}x",
+                    "yes" if p99_on is not None and p99_off is not None and p99_on <= p99_off else "no",
+                    sum(m.errors for m in off + on),
+                ]
+            )  # fmt: skip
     table = markdown_table(
-        ["level", "callers", "off: pred/s", "off p50 ms", "off p99 ms",
-         "on: pred/s", "on p50 ms", "on p99 ms", "on/off", "p99 on ≤ off", "errors"],
-        [
-            [
-                row.level, row.callers,
-                _fmt(row.off.per_s, 0), _fmt(row.off.p50_ms), _fmt(row.off.p99_ms),
-                _fmt(row.on.per_s, 0), _fmt(row.on.p50_ms), _fmt(row.on.p99_ms),
-                f"{row.on.per_s / row.off.per_s:.2f}x",
-                "yes" if row.on.p99_ms <= row.off.p99_ms else "no",
-                row.off.errors + row.on.errors,
-            ]
-            for row in rows
-        ],
+        ["level", "callers", "off pred/s", "off p50 ms", "off p99 ms", "off CPU µs/pred",
+         "on pred/s", "on p50 ms", "on p99 ms", "on CPU µs/pred", "on/off", "p99 on ≤ off",
+         "errors"],
+        rows,
     )  # fmt: skip
     sweep_rows = []
-    for wait_ms in SWEEP_WAITS_MS:
-        http, nats_ = _summary(sweep[wait_ms]), _summary(sweep[-wait_ms - 1])
+    for name, wait_ms in _configs().items():
+        if wait_ms is None:
+            continue
+        nats_, http = cells["NATS", CALLERS, name], cells["HTTP", CALLERS, name]
         sweep_rows.append(
-            [f"{wait_ms:g}", _fmt(nats_.per_s, 0), _fmt(nats_.p99_ms), _fmt(http.per_s, 0), _fmt(http.p99_ms)]
-        )
-    sweep_table = markdown_table(
-        ["max_batch_wait_ms", "NATS pred/s", "NATS p99 ms", "HTTP pred/s", "HTTP p99 ms"], sweep_rows
-    )
+            [
+                f"{wait_ms:g}",
+                _f(_median_of(nats_, "per_s"), 0), _f(_median_of(nats_, "p99_ms")),
+                f"{_paired_ratio(nats_, cells['NATS', CALLERS, 'off']):.2f}x",
+                _f(_median_of(http, "per_s"), 0), _f(_median_of(http, "p99_ms")),
+                f"{_paired_ratio(http, cells['HTTP', CALLERS, 'off']):.2f}x",
+            ]
+        )  # fmt: skip
+    sweep = markdown_table(
+        ["max_batch_wait_ms", "NATS pred/s", "NATS p99 ms", "NATS on/off",
+         "HTTP pred/s", "HTTP p99 ms", "HTTP on/off"],
+        sweep_rows,
+    )  # fmt: skip
     return f"""\
 ### Inference: dynamic batching
 
-`uv run python -m bench.run inference`: {CALLERS} concurrent callers (and 1),
-{rounds} round(s) of {duration_s} s per cell, batching off and on measured back to back in
-every round (alternating which goes first); medians over the rounds. Model: breast-cancer
-2.0 (the MLP), one 10-feature row per request. Service defaults: max_batch_size
-{defaults.max_batch_size}, max_batch_wait_ms {defaults.max_batch_wait_ms:g},
-{defaults.inference_threads} inference thread, uvicorn with uvloop, 1 worker.
+{CALLERS} concurrent callers (and 1), {rounds} round(s) of {seconds:g} s segments, every
+configuration in every round, interleaved; medians over rounds, on/off = median of
+per-round ratios. Model breast-cancer 2.0 (the MLP), one 10-feature row per request.
+"on" = the defaults: max_batch_size {defaults.max_batch_size}, max_batch_wait_ms
+{defaults.max_batch_wait_ms:g}, {defaults.inference_threads} inference thread; uvicorn
+(uvloop, 1 worker, INFO logs as deployed), one nats-server per service.
 
 - engine: in-process; off = one `asyncio.to_thread(model.run)` per request, on = the batcher.
 - NATS: `inference.v1.predict` request-reply from one nats-py client in the bench process.
 - HTTP: wrk (2 threads) against `POST /v1/predict`.
+- CPU µs/pred: the service process's CPU time (all threads) per prediction.
 
 {table}
 
-Batching on, {CALLERS} callers, by `max_batch_wait_ms` (one service process per value):
+Batching on, {CALLERS} callers, by `max_batch_wait_ms`:
 
-{sweep_table}
+{sweep}
 """
-
-
-def _self_check() -> None:  # pragma: no cover - used by hand: python -m bench.scenarios.inference
-    print(run(quick=True))
-
-
-if __name__ == "__main__":
-    _self_check()
-    statistics.median([1.0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -138,6 +139,15 @@ class TestInfer:
             list(seed.json()["probabilities"].values())
         )
 
+    async def test_a_body_without_content_type_is_read_as_json(
+        self, client: httpx.AsyncClient, benign: list[float]
+    ) -> None:
+        body = json.dumps(tensor(benign, [1, 10])).encode()
+
+        response = await client.post(INFER, content=body)  # as some OIP clients send it
+
+        assert response.status_code == 200
+
     async def test_asking_for_the_probabilities_output_by_name(
         self, client: httpx.AsyncClient, benign: list[float]
     ) -> None:
@@ -182,6 +192,13 @@ class TestInferErrors:
         )
 
         assert_oip_error(response, 400, "invalid request")
+
+    async def test_binary_tensor_data_is_400(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            INFER, content=b"\0" * 40, headers={"content-type": "application/octet-stream"}
+        )
+
+        assert_oip_error(response, 400, "must be a JSON inference request")
 
     async def test_too_many_rows_is_400(self, serve: Any, settings: Any) -> None:
         async with serve(settings.model_copy(update={"max_rows_per_request": 3})) as client:

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
     for name, port in DEFAULT_PORTS.items():
-        run.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
+        run.add_argument(
+            f"--{name}-port", type=int, default=port, metavar="PORT", help=f"default: {port}"
+        )
     run.add_argument(
         "--ready-timeout",
         type=float,

@@ -143,18 +143,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Requests have finished (uvicorn drains before lifespan shutdown).
             # Events they committed stay in the outbox if the relay stops first.
-            import sys, time as _t
-            _s = _t.monotonic()
             await relay.stop()
-            print("DBG relay.stop", _t.monotonic() - _s, file=sys.stderr)
             await nats.close()
-            print("DBG nats.close", _t.monotonic() - _s, file=sys.stderr)
             current_pool.clear()
             try:
-                await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT_S)
+                async with asyncio.timeout(_POOL_CLOSE_TIMEOUT_S):
+                    await pool.close()
             except TimeoutError:
                 pool.terminate()
-            print("DBG pool.close", _t.monotonic() - _s, file=sys.stderr)
 
     checks = [ReadinessCheck("postgres", _postgres_ready), ReadinessCheck("schema", _schema_ready)]
     if settings.nats_required_for_readiness:

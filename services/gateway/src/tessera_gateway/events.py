@@ -83,9 +83,27 @@ class EventHub:
             with contextlib.suppress(*_NATS_ERRORS):
                 await asyncio.wait_for(self.client.close(), _DRAIN_TIMEOUT_S)
 
-    async def subscribe(self, after: int | None) -> JetStreamContext.PullSubscription:
-        """A pull subscription to every catalog event after stream sequence `after`
-        (only new events when None).
+    async def last_sequence(self) -> int:
+        """The sequence of the newest event in the stream (0 when empty).
+
+        Raises:
+            UpstreamUnavailable: NATS or the stream cannot be reached.
+        """
+        if not self.connected:
+            raise UpstreamUnavailable(
+                "the event stream is not reachable", upstream="nats", headers={"Retry-After": "5"}
+            )
+        try:
+            info = await self.jetstream.stream_info(v1.CATALOG_STREAM)
+        except _NATS_ERRORS as error:
+            logger.warning("cannot read stream %s: %r", v1.CATALOG_STREAM, error)
+            raise UpstreamUnavailable(
+                "the event stream is not available", upstream="nats", headers={"Retry-After": "5"}
+            ) from error
+        return int(info.state.last_seq)
+
+    async def subscribe(self, after: int) -> JetStreamContext.PullSubscription:
+        """A pull subscription to every catalog event after stream sequence `after`.
 
         Raises:
             UpstreamUnavailable: NATS or the stream cannot be reached.
@@ -94,15 +112,12 @@ class EventHub:
             raise UpstreamUnavailable("the event stream is not reachable", upstream="nats")
         config = ConsumerConfig(
             ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after + 1,
             inactive_threshold=_CONSUMER_INACTIVE_S,
             mem_storage=True,
             num_replicas=1,
         )
-        if after is None:
-            config.deliver_policy = DeliverPolicy.NEW
-        else:
-            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = after + 1
         try:
             return await self.jetstream.pull_subscribe(
                 v1.CATALOG_SUBJECTS,
@@ -135,9 +150,7 @@ def _event(msg: Msg) -> ServerSentEvent:
     )
 
 
-async def _events(
-    hub: EventHub, after: int | None
-) -> AsyncIterator[ServerSentEvent | dict[str, Any]]:
+async def _events(hub: EventHub, after: int) -> AsyncIterator[ServerSentEvent | dict[str, Any]]:
     # Everything, the count included, happens inside the generator: its finally
     # runs however the stream ends (client gone, shutdown, error).
     settings = hub.settings
@@ -240,11 +253,11 @@ def install_events(
             raise TooManyEventClients(
                 "too many event streams are open; retry later", headers={"Retry-After": "5"}
             )
-        if not hub.connected:
-            raise UpstreamUnavailable(
-                "the event stream is not reachable", upstream="nats", headers={"Retry-After": "5"}
-            )
         start = last_event_id if last_event_id is not None else after
+        if start is None:
+            # "From now on" is fixed here, before the response starts: an event
+            # published once the client has seen the 200 is never missed.
+            start = await hub.last_sequence()
         return EventSourceResponse(
             _events(hub, start),
             headers={name.decode(): value.decode() for name, value in headers}

@@ -12,18 +12,26 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
     rate_per_s: float
     burst: int
+    window_s: int = field(init=False)
+    """Seconds an empty bucket takes to fill: the quota window advertised to clients."""
+    # The constant headers, encoded once rather than on every response.
+    limit_header: tuple[bytes, bytes] = field(init=False)
+    policy_header: tuple[bytes, bytes] = field(init=False)
 
-    @property
-    def window_s(self) -> int:
-        """Seconds an empty bucket takes to fill: the quota window advertised to clients."""
-        return max(1, math.ceil(self.burst / self.rate_per_s))
+    def __post_init__(self) -> None:
+        window = max(1, math.ceil(self.burst / self.rate_per_s))
+        object.__setattr__(self, "window_s", window)
+        object.__setattr__(self, "limit_header", (b"ratelimit-limit", b"%d" % self.burst))
+        object.__setattr__(
+            self, "policy_header", (b"ratelimit-policy", b"%d;w=%d" % (self.burst, window))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +48,13 @@ class Decision:
         """RateLimit headers (draft-ietf-httpapi-ratelimit-headers), plus Retry-After on 429."""
         policy = self.policy
         headers = [
-            (b"ratelimit-limit", str(policy.burst).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset_s).encode()),
-            (b"ratelimit-policy", f"{policy.burst};w={policy.window_s}".encode()),
+            policy.limit_header,
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_s),
+            policy.policy_header,
         ]
         if not self.allowed:
-            headers.append((b"retry-after", str(self.retry_after_s).encode()))
+            headers.append((b"retry-after", b"%d" % self.retry_after_s))
         return headers
 
 

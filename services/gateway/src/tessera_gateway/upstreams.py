@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -30,6 +30,9 @@ _UNAVAILABLE_STATUSES: Final = frozenset({502, 503, 504})
 # Bodies up to this size are read whole within the deadline and relayed in one
 # ASGI message; larger or unsized ones are streamed.
 BUFFER_LIMIT: Final = 256 * 1024
+# When another attempt may follow a failed one: never, only for requests that are
+# safe to repeat, or always (the request never reached the upstream).
+_Repeat = Literal["never", "idempotent", "always"]
 
 
 @dataclass(slots=True)
@@ -175,10 +178,10 @@ class Upstream:
                     upstream=self.name,
                     headers={"Retry-After": str(retry_after)},
                 )
-            failure, may_repeat = await self._attempt(method, target, headers, body, deadline)
+            failure, repeat_when = await self._attempt(method, target, headers, body, deadline)
             if isinstance(failure, Reply):
                 return failure
-            repeat = may_repeat or retryable
+            repeat = repeat_when == "always" or (repeat_when == "idempotent" and retryable)
             delay = backoff_s(attempt, self.retry.backoff_s, self.retry.backoff_max_s)
             if (
                 not repeat
@@ -193,16 +196,16 @@ class Upstream:
 
     async def _attempt(
         self, method: str, target: str, headers: Headers, body: bytes | None, deadline: float
-    ) -> tuple[Reply | GatewayError, bool]:
-        """One attempt: a reply to relay, or the error it would be and whether it is
-        safe to repeat whatever the method (the request never reached the upstream)."""
+    ) -> tuple[Reply | GatewayError, _Repeat]:
+        """One attempt: a reply to relay, or the error it would be and when another
+        attempt may follow ("always" when the request never reached the upstream)."""
         name = self.name
         client = self._client
         if client is None:
             self.breaker.release()
             return UpstreamUnavailable(
                 f"{name} is not connected (shutting down)", upstream=name
-            ), False
+            ), "never"
         try:
             async with asyncio.timeout_at(deadline):
                 response = await client.request(method, target, headers, body)
@@ -213,16 +216,16 @@ class Upstream:
                     raise
         except TimeoutError:
             self._failed("timeout")
-            # Not repeatable: the deadline is spent.
+            # The deadline is spent: nothing left for another attempt.
             return UpstreamTimeout(
                 f"{name} did not answer within {self.timeout_s:g} s", upstream=name
-            ), False
+            ), "never"
         except CONNECT_ERRORS:
             self._failed("connect")
-            return UpstreamUnavailable(f"{name} cannot be reached", upstream=name), True
+            return UpstreamUnavailable(f"{name} cannot be reached", upstream=name), "always"
         except EXCHANGE_ERRORS:
             self._failed("exchange")
-            return BadGateway(f"{name} broke off the exchange", upstream=name), False
+            return BadGateway(f"{name} broke off the exchange", upstream=name), "idempotent"
         except BaseException:
             # Cancelled (client gone, shutdown): says nothing about the upstream.
             self.breaker.release()
@@ -230,7 +233,7 @@ class Upstream:
         status = reply.status
         if status < 500:
             self.breaker.success()
-            return reply, False
+            return reply, "never"
         await reply.aclose()
         # The upstream's own 5xx body stays inside: the client gets our problem.
         if status in _UNAVAILABLE_STATUSES:
@@ -244,10 +247,10 @@ class Upstream:
                 upstream=name,
                 headers={"Retry-After": retry_after} if retry_after else None,
             )
-            return error, False
+            return error, "idempotent"
         self.breaker.success()
         self.metrics.failures.labels(name, f"status_{status}").inc()
-        return BadGateway(f"{name} failed to handle the request ({status})", upstream=name), False
+        return BadGateway(f"{name} failed to handle the request ({status})", upstream=name), "never"
 
     def _failed(self, reason: str) -> None:
         self.breaker.failure()

@@ -28,6 +28,7 @@ from tessera_stack.local.services import (
     LocalStack,
     ServiceFailed,
     ServiceProcess,
+    local_api_key,
     port_in_use,
     service_environment,
     stop_services,
@@ -111,13 +112,10 @@ def _interrupted_by_signals() -> Iterator[None]:
 
 def prepare_database(dsn: str) -> None:
     """Apply the catalog's migrations and load demo data into an empty database."""
-    try:
-        from tessera_catalog.db.migrate import MigrationError, apply_migrations
-        from tessera_catalog.db.seed import seed_if_empty
-    except ImportError as e:
-        # Temporary, while tessera_catalog.db is being written.
-        warn(f"migrations: skipped, tessera_catalog.db is not available ({e})")
-        return
+    # Imported here: the catalog owns its schema, and only this command needs it.
+    from tessera_catalog.db.migrate import MigrationError, apply_migrations
+    from tessera_catalog.db.seed import seed_if_empty
+
     try:
         applied = run_sync(apply_migrations(dsn))
         say(f"migrations: applied {', '.join(applied)}" if applied else "migrations: up to date")
@@ -198,11 +196,16 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
     services = _start_services(local, stack)
     wait_ready(services, options.ready_timeout_s)
     gateway = local.url("gateway")
+    api_key = local_api_key(local)
     say("")
     say("tessera is up:")
     say(f"  API docs   {gateway}/docs   (also {gateway}/redoc)")
     for name in SERVICE_NAMES:
         say(f"  {name:<10} {local.url(name)}")
+    say(f"  API key    {api_key.key}   (saved in {_shown(api_key.path)})")
+    say(
+        f'  try        curl -H "Authorization: Bearer $(cat {_shown(api_key.path)})" {gateway}/v1/products?limit=2'
+    )
     say("Press Ctrl-C to stop.")
     watch(services)
 

@@ -13,12 +13,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 
 from tessera_stack.local.console import say
 from tessera_stack.process import spawn, stop_processes
+
+if TYPE_CHECKING:
+    from tessera_gateway.local_key import LocalApiKey
 
 SERVICE_NAMES = ("gateway", "catalog", "inference")
 _NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
@@ -57,6 +60,14 @@ def client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def local_api_key(stack: LocalStack) -> LocalApiKey:
+    """The local run's API key (every scope), made once and kept in the data dir."""
+    # Imported here: the gateway owns its key format; only a local run needs this.
+    from tessera_gateway.local_key import ensure_local_api_key
+
+    return ensure_local_api_key(stack.data_dir)
+
+
 def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
     """Environment variables of each service, by name (added to our own environment).
 
@@ -67,6 +78,7 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
             "GATEWAY_CATALOG_URL": stack.url("catalog"),
             "GATEWAY_INFERENCE_URL": stack.url("inference"),
             "GATEWAY_NATS_URL": stack.nats_url,
+            "GATEWAY_API_KEYS": local_api_key(stack).env_value,
         },
         "catalog": {
             "CATALOG_DATABASE_URL": stack.database_url,
@@ -114,6 +126,10 @@ class ServiceProcess:
         assert self._process is not None, "not started"
         return self._process
 
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
     def start(self) -> None:
         # Unbuffered, or a crash loses the lines that would explain it.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env}
@@ -147,9 +163,7 @@ class ServiceProcess:
 
 def stop_services(services: Sequence[ServiceProcess]) -> None:
     """SIGTERM all at once, wait, SIGKILL what is left, and flush their last log lines."""
-    stop_processes(
-        [s.process for s in services if s._process is not None], timeout_s=STOP_TIMEOUT_S
-    )
+    stop_processes([s.process for s in services if s.started], timeout_s=STOP_TIMEOUT_S)
     for service in services:
         service.join_logs()
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from random import getrandbits
 from types import TracebackType
+from typing import NamedTuple
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -37,18 +37,22 @@ TRACEPARENT_HEADER = "traceparent"
 # RFC 9110 token characters: safe to echo in a header and to put in a log line
 # (no spaces, quotes, control characters or newlines that could forge entries).
 _REQUEST_ID_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
-# W3C Trace Context, version-format: version-traceid-parentid-flags, lower-case
-# hex. Later versions may append fields after a dash, which we must ignore.
-_TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_ZERO_TRACE_ID = "0" * 32
-_ZERO_SPAN_ID = "0" * 16
+# W3C Trace Context: version-traceid-parentid-flags in lower-case hex. Version
+# "ff" and all-zero ids are invalid. Matched as a prefix: later versions may
+# append fields (checked in parse_traceparent).
+_TRACEPARENT_RE = re.compile(
+    r"(?!ff)[0-9a-f]{2}"  # version
+    r"-(?!0{32})([0-9a-f]{32})"  # trace-id
+    r"-(?!0{16})[0-9a-f]{16}"  # parent-id
+    r"-[0-9a-f]([0-9a-f])"  # trace-flags; the sampled bit is in the second digit
+)
+_SAMPLED_DIGITS = frozenset("13579bdf")
 # A trace this service starts is not recorded by any tracer, so it is not
 # marked sampled; an incoming decision is passed on unchanged.
 _NEW_TRACE_FLAGS = "00"
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
+class RequestContext(NamedTuple):
     """Correlation ids of the unit of work being handled (an HTTP request or a message)."""
 
     request_id: str
@@ -99,17 +103,15 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     """``(trace_id, trace_flags)`` of a valid ``traceparent`` header, else None."""
     if value is None:
         return None
-    match = _TRACEPARENT_RE.fullmatch(value.strip())
+    match = _TRACEPARENT_RE.match(value)
     if match is None:
         return None
-    version, trace_id, parent_id, flags, rest = match.groups()
-    # "ff" is forbidden; version 00 has exactly four fields.
-    if version == "ff" or (version == "00" and rest is not None):
+    end = match.end()
+    # Version 00 ends here; a later version may go on, but only after a dash.
+    if end != len(value) and (value.startswith("00") or value[end] != "-"):
         return None
-    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
-        return None
-    # Only the sampled bit is defined for version 00; pass on nothing we do not understand.
-    return trace_id, f"{int(flags, 16) & 0x01:02x}"
+    # Only the sampled bit is defined; pass on nothing we do not understand.
+    return match[1], "01" if match[2] in _SAMPLED_DIGITS else "00"
 
 
 def new_context(request_id: str | None = None, traceparent: str | None = None) -> RequestContext:
@@ -128,9 +130,7 @@ def new_context(request_id: str | None = None, traceparent: str | None = None) -
         trace_id, flags = new_trace_id(), _NEW_TRACE_FLAGS
     else:
         trace_id, flags = parsed
-    return RequestContext(
-        request_id=rid, trace_id=trace_id, span_id=new_span_id(), trace_flags=flags
-    )
+    return RequestContext(rid, trace_id, new_span_id(), flags)
 
 
 def current_context() -> RequestContext | None:

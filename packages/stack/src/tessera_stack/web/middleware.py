@@ -133,11 +133,14 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
+                headers = message.get("headers", ())
                 # A proxied response may already carry the (same) id; never send it twice.
-                if not any(name.lower() == _X_REQUEST_ID for name, _ in headers):
-                    headers.append(request_id_header)
-                message["headers"] = headers
+                for name, _ in headers:
+                    if name.lower() == _X_REQUEST_ID:
+                        break
+                else:
+                    # A new list: the response object may reuse its own header list.
+                    message["headers"] = [*headers, request_id_header]
             await send(message)
 
         token = _set(ctx)

@@ -21,7 +21,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
-
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
 REQUESTS = 20_000

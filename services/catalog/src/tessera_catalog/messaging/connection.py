@@ -22,6 +22,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from tessera_contracts import v1
 
 from tessera_catalog.settings import Settings
+from tessera_catalog.tasks import cancel_and_wait
 
 logger = logging.getLogger("tessera_catalog.nats")
 
@@ -117,14 +118,13 @@ class NatsConnection:
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:
+            await cancel_and_wait(self._task)
         if self.client.is_connected:
             # Drain flushes anything buffered (there are no subscriptions to drain).
             with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
-                await asyncio.wait_for(self.client.drain(), _DRAIN_TIMEOUT_S)
+                async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                    await self.client.drain()
         if not self.client.is_closed:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await self.client.close()

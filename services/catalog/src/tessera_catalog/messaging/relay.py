@@ -29,6 +29,7 @@ from tessera_catalog.db.records import Pool
 from tessera_catalog.messaging.connection import NatsConnection
 from tessera_catalog.metrics import CatalogMetrics
 from tessera_catalog.settings import Settings
+from tessera_catalog.tasks import cancel_and_wait
 
 logger = logging.getLogger("tessera_catalog.relay")
 
@@ -71,14 +72,8 @@ class OutboxRelay:
         self._wake.set()
 
     async def stop(self) -> None:
-        import sys, time as _t
-        _s = _t.monotonic()
         if self._task is not None:
-            print("DBG relay task state", self._task, file=sys.stderr)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        print("DBG relay task done", _t.monotonic() - _s, file=sys.stderr)
+            await cancel_and_wait(self._task)
         if self._listen_task is not None:
             # Not cancelled: a connect cancelled mid-handshake can leak its socket.
             # It is bounded by its own connect timeout.
@@ -119,8 +114,11 @@ class OutboxRelay:
                 if backoff
                 else (self._wake, self.settings.outbox_poll_interval_s)
             )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that races the event, and the relay would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
 
     async def relay_once(self) -> int:
         """Publish up to one batch of pending events; returns how many were published.

@@ -38,6 +38,10 @@ def _error(status: int, message: str) -> JSONResponse:
 def _validation_message(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors():
+        if tuple(item.get("loc", ())) == ("body",) and item.get("type") == "model_attributes_type":
+            # The body was not JSON at all (or binary tensor data, which is not supported).
+            parts.append("the body must be a JSON inference request")
+            continue
         loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
         parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
     return "invalid request: " + "; ".join(parts)
@@ -68,7 +72,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": v2.InferenceErrorResponse, "description": "Shutting down"},
 }
 
-router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"], route_class=OipRoute)
+router = APIRouter(
+    prefix="/v2",
+    tags=["v2 (Open Inference Protocol)"],
+    route_class=OipRoute,
+    # Triton and KServe read a body without Content-Type as JSON, and some OIP
+    # clients send none; FastAPI would otherwise refuse it.
+    strict_content_type=False,
+)
 
 
 @router.get("")

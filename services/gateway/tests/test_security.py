@@ -1,0 +1,213 @@
+"""Authentication, scopes, rate limits and body limits, in front of the real catalog."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import HttpUrl
+from tessera_contracts.problem import Problem
+
+from .conftest import Keys, MakeGateway, Tap, product_body, serve
+
+PRODUCTS = "/v1/products"
+
+
+def assert_problem(response: httpx.Response, status: int) -> Problem:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = Problem.model_validate_json(response.content)
+    assert problem.status == status
+    assert "Traceback" not in response.text
+    return problem
+
+
+class TestAuthentication:
+    async def test_write_without_key_is_401_with_challenge(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        response = await gateway.post(PRODUCTS, json=product_body("SEC-0001"))
+
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+    async def test_invalid_key_is_401_even_for_reads(
+        self, gateway: httpx.AsyncClient, keys: Keys
+    ) -> None:
+        forged = keys.reader[:-4] + "AAAA"
+
+        bearer = await gateway.get(PRODUCTS, headers=Keys.bearer(forged))
+        header = await gateway.get(PRODUCTS, headers={"X-API-Key": "tsk_nobody_secret"})
+        scheme = await gateway.get(PRODUCTS, headers={"Authorization": f"Basic {keys.reader}"})
+
+        for response in (bearer, header, scheme):
+            assert_problem(response, 401)
+            assert "www-authenticate" in response.headers
+
+    async def test_missing_scope_is_403(self, gateway: httpx.AsyncClient, keys: Keys) -> None:
+        response = await gateway.post(
+            PRODUCTS, json=product_body("SEC-0002"), headers=Keys.bearer(keys.reader)
+        )
+
+        problem = assert_problem(response, 403)
+        assert "catalog:write" in (problem.detail or "")
+
+    async def test_x_api_key_header_works(self, gateway: httpx.AsyncClient, keys: Keys) -> None:
+        response = await gateway.post(
+            PRODUCTS, json=product_body("SEC-0003"), headers={"X-API-Key": keys.writer}
+        )
+
+        assert response.status_code == 201
+
+    async def test_anonymous_reads_can_be_turned_off(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(catalog_url=HttpUrl(catalog_url), anonymous_reads=False) as gateway:
+            anonymous = await gateway.get(PRODUCTS)
+            with_key = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+
+        assert_problem(anonymous, 401)
+        assert with_key.status_code == 200
+
+    async def test_keys_never_reach_the_logs(
+        self, gateway: httpx.AsyncClient, keys: Keys, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        forged = keys.writer[:-4] + "AAAA"
+
+        await gateway.post(
+            PRODUCTS, json=product_body("SEC-0004"), headers=Keys.bearer(keys.writer)
+        )
+        await gateway.get(PRODUCTS, headers={"X-API-Key": forged})
+        await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+
+        assert caplog.records  # the access log saw these requests
+        for record in caplog.records:
+            text = repr(record.__dict__) + record.getMessage()
+            for secret in (keys.writer, keys.reader, forged):
+                assert secret not in text
+
+
+class TestForwardedHeaders:
+    async def test_credentials_stay_and_correlation_goes_on(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        tap = Tap(catalog_url)
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        async with serve(tap) as tapped, make_gateway(catalog_url=HttpUrl(tapped)) as gateway:
+            response = await gateway.post(
+                PRODUCTS,
+                json=product_body("SEC-0101"),
+                headers={
+                    "Authorization": f"Bearer {keys.writer}",
+                    "X-Request-ID": "req-sec-0101",
+                    "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+                    "Idempotency-Key": "sec-0101",
+                },
+            )
+
+        assert response.status_code == 201
+        assert response.headers["x-request-id"] == "req-sec-0101"
+        [(method, path, seen)] = tap.seen
+        assert (method, path) == ("POST", PRODUCTS)
+        assert "authorization" not in seen
+        assert "x-api-key" not in seen
+        assert seen["x-request-id"] == "req-sec-0101"
+        assert seen["idempotency-key"] == "sec-0101"
+        version, trace, parent, flags = seen["traceparent"].split("-")
+        assert (version, trace, flags) == ("00", trace_id, "01")
+        assert parent != "00f067aa0ba902b7"  # the gateway is a hop of its own
+
+
+class TestRateLimit:
+    async def test_bucket_empties_into_429_with_retry_after(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url), rate_limit_burst=2, rate_limit_per_s=0.5
+        ) as gateway:
+            reader = Keys.bearer(keys.reader)
+            first = await gateway.get(PRODUCTS, headers=reader)
+            second = await gateway.get(PRODUCTS, headers=reader)
+            limited = await gateway.get(PRODUCTS, headers=reader)
+            # Another key (and anonymous callers) have buckets of their own.
+            other = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.writer))
+            anonymous = await gateway.get(PRODUCTS)
+
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert first.headers["ratelimit-limit"] == "2"
+        assert first.headers["ratelimit-remaining"] == "1"
+        assert second.headers["ratelimit-remaining"] == "0"
+        assert first.headers["ratelimit-policy"] == "2;w=4"
+        assert_problem(limited, 429)
+        assert limited.headers["retry-after"] == "2"
+        assert limited.headers["ratelimit-remaining"] == "0"
+        assert other.status_code == 200
+        assert anonymous.status_code == 200
+
+    async def test_anonymous_callers_are_limited_by_address(
+        self, make_gateway: MakeGateway, catalog_url: str
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url),
+            anonymous_rate_limit_burst=1,
+            anonymous_rate_limit_per_s=0.1,
+        ) as gateway:
+            first = await gateway.get(PRODUCTS)
+            second = await gateway.get(PRODUCTS)
+
+        assert first.status_code == 200
+        assert_problem(second, 429)
+        assert second.headers["retry-after"] == "10"
+
+
+class TestBodyLimit:
+    async def test_declared_length_over_the_limit_is_413(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        tap = Tap(catalog_url)
+        async with (
+            serve(tap) as tapped,
+            make_gateway(catalog_url=HttpUrl(tapped), max_body_bytes=1000) as gateway,
+        ):
+            response = await gateway.post(
+                PRODUCTS,
+                json=product_body("SEC-0201", description="x" * 2000),
+                headers=Keys.bearer(keys.writer),
+            )
+
+        assert_problem(response, 413)
+        assert tap.seen == []
+
+    async def test_streamed_body_is_cut_off_at_the_limit(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(100):
+                yield b"x" * 500
+
+        tap = Tap(catalog_url)
+        async with (
+            serve(tap) as tapped,
+            make_gateway(catalog_url=HttpUrl(tapped), max_body_bytes=1000) as gateway,
+        ):
+            response = await gateway.post(
+                PRODUCTS,
+                content=chunks(),  # chunked: no Content-Length to check up front
+                headers=Keys.bearer(keys.writer) | {"Content-Type": "application/json"},
+            )
+
+        assert_problem(response, 413)
+        assert tap.seen == []
+
+    async def test_body_within_the_limit_goes_through(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(catalog_url=HttpUrl(catalog_url), max_body_bytes=1000) as gateway:
+            response = await gateway.post(
+                PRODUCTS, json=product_body("SEC-0202"), headers=Keys.bearer(keys.writer)
+            )
+
+        assert response.status_code == 201
