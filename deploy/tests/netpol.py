@@ -115,15 +115,35 @@ def _direction_allows(
     return False
 
 
-def allowed(policies: Sequence[Policy], source: Endpoint, target: Endpoint, port: Port) -> bool:
-    """Whether `source` may open a connection to `target` on `port`."""
-    return _direction_allows(policies, source, target, port, "Egress") and _direction_allows(
+BOTH = frozenset({"Ingress", "Egress"})
+
+
+def allowed(
+    policies: Sequence[Policy],
+    source: Endpoint,
+    target: Endpoint,
+    port: Port,
+    directions: frozenset[str] = BOTH,
+) -> bool:
+    """Whether `source` may open a connection to `target` on `port`.
+
+    With `directions` = {"Ingress"} only the target's policies count (the source
+    is taken as unrestricted), with {"Egress"} only the source's.
+    """
+    egress_ok = "Egress" not in directions or _direction_allows(
+        policies, source, target, port, "Egress"
+    )
+    ingress_ok = "Ingress" not in directions or _direction_allows(
         policies, target, source, port, "Ingress"
     )
+    return egress_ok and ingress_ok
 
 
 def edges(
-    policies: Sequence[Policy], sources: Iterable[Endpoint], targets: Iterable[Endpoint]
+    policies: Sequence[Policy],
+    sources: Iterable[Endpoint],
+    targets: Iterable[Endpoint],
+    directions: frozenset[str] = BOTH,
 ) -> set[tuple[str, str, int, str]]:
     """Every allowed (source node, target node, port, protocol) between different nodes."""
     targets = list(targets)
@@ -133,7 +153,7 @@ def edges(
             if source.node == target.node:
                 continue
             for port in target.ports:
-                if allowed(policies, source, target, port):
+                if allowed(policies, source, target, port, directions):
                     found.add((source.node, target.node, port.number, port.protocol))
     return found
 

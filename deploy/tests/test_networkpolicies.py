@@ -11,7 +11,7 @@ from deploy.tests.manifests import (
     pod_labels,
     workloads,
 )
-from deploy.tests.netpol import Endpoint, Port, edges, ip_block_samples
+from deploy.tests.netpol import BOTH, Endpoint, Port, edges, ip_block_samples
 
 # What the cluster around us looks like: where DNS and the ingress controller run
 # (docs/deploy.md says to change the policies if yours differ), a pod of some
@@ -62,7 +62,9 @@ def _external_data_stores(policies: list[Manifest]) -> list[Endpoint]:
     return stores
 
 
-def _graph(docs: tuple[Manifest, ...]) -> set[tuple[str, str, int, str]]:
+def _graph(
+    docs: tuple[Manifest, ...], directions: frozenset[str] = BOTH
+) -> set[tuple[str, str, int, str]]:
     policies = of_kind(docs, "NetworkPolicy")
     pods = _pods(docs)
     outside = [DNS, INGRESS_CONTROLLER, STRANGER, INTERNET]
@@ -70,19 +72,42 @@ def _graph(docs: tuple[Manifest, ...]) -> set[tuple[str, str, int, str]]:
         policies,
         sources=[*pods, NEWCOMER, *outside],
         targets=[*pods, NEWCOMER, *outside, *_external_data_stores(policies)],
+        directions=directions,
     )
-    # Traffic between two outsiders is none of our policies' business.
     ours = {pod.node for pod in [*pods, NEWCOMER]}
+    if directions == frozenset({"Ingress"}):
+        # Only our pods' ingress is judged: what reaches an outsider is not ours to say.
+        return {edge for edge in allowed if edge[1] in ours}
+    if directions == frozenset({"Egress"}):
+        return {edge for edge in allowed if edge[0] in ours}
+    # Traffic between two outsiders is none of our policies' business.
     return {edge for edge in allowed if edge[0] in ours or edge[1] in ours}
 
 
-def test_traffic_follows_exactly_the_allowed_edges(docs: tuple[Manifest, ...]) -> None:
-    pods = _pods(docs)
-    dns = {
-        (pod.node, "dns", 53, protocol) for pod in [*pods, NEWCOMER] for protocol in ("UDP", "TCP")
-    }
+def _dns_edges(docs: tuple[Manifest, ...]) -> set[tuple[str, str, int, str]]:
+    pods = [*_pods(docs), NEWCOMER]
+    return {(pod.node, "dns", 53, protocol) for pod in pods for protocol in ("UDP", "TCP")}
 
-    assert _graph(docs) == ALLOWED | dns
+
+def test_traffic_follows_exactly_the_allowed_edges(docs: tuple[Manifest, ...]) -> None:
+    assert _graph(docs) == ALLOWED | _dns_edges(docs)
+
+
+def test_each_pod_admits_only_its_allowed_sources_by_itself(docs: tuple[Manifest, ...]) -> None:
+    # Defence in depth: a pod's own ingress policies hold even if a client's
+    # egress policy were too loose (a mislabelled or compromised pod).
+    ours = {pod.node for pod in _pods(docs)}
+    expected = {edge for edge in ALLOWED if edge[1] in ours}
+
+    assert _graph(docs, frozenset({"Ingress"})) == expected
+
+
+def test_each_pod_reaches_only_its_allowed_targets_by_itself(docs: tuple[Manifest, ...]) -> None:
+    # And a pod's own egress policies hold even if a server admitted anyone.
+    ours = {pod.node for pod in _pods(docs)}
+    expected = {edge for edge in ALLOWED if edge[0] in ours} | _dns_edges(docs)
+
+    assert _graph(docs, frozenset({"Egress"})) == expected
 
 
 def test_every_node_of_the_graph_exists(docs: tuple[Manifest, ...]) -> None:

@@ -134,10 +134,34 @@ class TestInfer:
         )
         seed = await client.post("/v1/predict", json={"features": benign, "model_version": "v1.0"})
 
-        assert oip.json()["model_version"] == "1.0"
+        assert oip.json()["model_version"] == "1"  # as the URL spelled it
         assert oip.json()["outputs"][0]["data"] == pytest.approx(
             list(seed.json()["probabilities"].values())
         )
+
+    async def test_a_v1_request_converted_to_the_protocol_gets_a_v1_answer(
+        self, client: httpx.AsyncClient, benign: list[float]
+    ) -> None:
+        from tessera_contracts import conversions, v1
+
+        request = v1.PredictionRequest(features=benign, model_version="v2.0")
+        body = conversions.prediction_request_v1_to_infer(request, request_id="r1")
+
+        response = await client.post(
+            f"/v2/models/breast-cancer/versions/{request.model_version}/infer",
+            content=body.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
+        answer = conversions.infer_response_to_prediction(
+            request,
+            v2.InferenceResponse.model_validate_json(response.content),
+            processing_time_ms=1.0,
+        )
+        direct = await client.post("/v1/predict", json=request.model_dump())
+
+        assert answer.model_version == "v2.0"
+        assert (answer.prediction, answer.label) == (1, "benign")
+        assert answer.probabilities == direct.json()["probabilities"]
 
     async def test_a_body_without_content_type_is_read_as_json(
         self, client: httpx.AsyncClient, benign: list[float]

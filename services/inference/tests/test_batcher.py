@@ -128,21 +128,21 @@ class TestBatchLimits:
         await batcher.infer(distinct_rows(1))
         elapsed = time.perf_counter() - started
 
-        assert wait_s * 0.9 <= elapsed < wait_s + 0.1
+        assert wait_s * 0.9 <= elapsed < wait_s + 0.25
 
     async def test_the_wait_counts_from_the_first_request_of_the_batch(
         self, executor: ThreadPoolExecutor
     ) -> None:
         run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.1)
+        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.5)
         first = asyncio.create_task(batcher.infer(distinct_rows(1)))
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.2)
 
         started = time.perf_counter()
-        await batcher.infer(distinct_rows(1))  # joins the open batch: ~0.04 s left
+        await batcher.infer(distinct_rows(1))  # joins the open batch: ~0.3 s left, not 0.5
         await first
 
-        assert time.perf_counter() - started < 0.09
+        assert time.perf_counter() - started < 0.45
         assert run.batches == [2]
 
     async def test_zero_wait_gathers_only_what_arrived_in_the_same_loop_iteration(

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the lifespan state's services, typed."""
+"""FastAPI dependencies: the lifespan state's services, typed.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in a
+worker thread, a hop per request that costs more than the lookup itself.
+"""
 
 from __future__ import annotations
 
@@ -13,27 +17,27 @@ from tessera_catalog.domain.reviews import Reviews
 from tessera_catalog.settings import Settings
 
 
-def get_products(request: Request) -> Products:
+async def get_products(request: Request) -> Products:
     products: Products = request.state.products
     return products
 
 
-def get_reviews(request: Request) -> Reviews:
+async def get_reviews(request: Request) -> Reviews:
     reviews: Reviews = request.state.reviews
     return reviews
 
 
-def get_inventories(request: Request) -> Inventories:
+async def get_inventories(request: Request) -> Inventories:
     inventories: Inventories = request.state.inventories
     return inventories
 
 
-def get_enricher(request: Request) -> Enricher:
+async def get_enricher(request: Request) -> Enricher:
     enricher: Enricher = request.state.enricher
     return enricher
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 

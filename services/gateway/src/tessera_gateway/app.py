@@ -18,6 +18,7 @@ from tessera_gateway.auth import KeyStore
 from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.events import EventHub, install_events
 from tessera_gateway.fastlane import install_fast_lane
+from tessera_gateway.openapi import install_tidy_openapi
 from tessera_gateway.proxy import Gatekeeper
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.resilience import CircuitBreaker, RetryBudget
@@ -197,4 +198,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
 
     install_fast_lane(app, cors=_cors(settings))
+    install_tidy_openapi(app)
     return app

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
@@ -90,9 +93,17 @@ async def best_of(app: ASGIApp) -> float:
     return min([await run(app, REQUESTS) for _ in range(ROUNDS)])
 
 
+async def passthrough(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    return await call_next(request)
+
+
 async def main() -> None:
     bare = FastAPI()
     add_route(bare)
+    # For scale: what one do-nothing BaseHTTPMiddleware costs.
+    base_http = FastAPI()
+    add_route(base_http)
+    base_http.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
     service = create_service_app(title="bench", version="0")
     add_route(service)
 
@@ -100,10 +111,11 @@ async def main() -> None:
     configure_logging("bench", "INFO", stream=sink)
     access = logging.getLogger(ACCESS_LOGGER)
 
-    results: dict[str, list[float]] = {"bare": [], "quiet": [], "logged": []}
+    results: dict[str, list[float]] = {"bare": [], "base_http": [], "quiet": [], "logged": []}
     # Interleave the variants so drift (thermal, other load) hits them alike.
     for _ in range(3):
         results["bare"].append(await best_of(bare))
+        results["base_http"].append(await best_of(base_http))
         access.setLevel(logging.WARNING)
         results["quiet"].append(await best_of(service))
         access.setLevel(logging.NOTSET)
@@ -112,9 +124,14 @@ async def main() -> None:
         results["logged"].append(await best_of(service))
 
     bare_us = statistics.median(results["bare"]) * 1e6
+    base_http_us = statistics.median(results["base_http"]) * 1e6
     quiet_us = statistics.median(results["quiet"]) * 1e6
     logged_us = statistics.median(results["logged"]) * 1e6
     print(f"bare FastAPI app:                         {bare_us:7.1f} us/request")
+    print(
+        f"bare + one no-op BaseHTTPMiddleware:      {base_http_us:7.1f} us/request"
+        f"  (+{base_http_us - bare_us:.1f} us)"
+    )
     print(
         f"create_service_app, access log off:       {quiet_us:7.1f} us/request"
         f"  (+{quiet_us - bare_us:.1f} us)"

@@ -5,7 +5,8 @@ request or tensor, 404 for an unknown model or version, 503 while shutting
 down), not problem+json: existing OIP clients parse that shape.
 
 Versions: a model's versions are "1.0", "2.0"; "1", "v1" and "v1.0" name "1.0"
-too. Without a version, the latest version answers.
+too, and a response names the version as the request's URL spelled it. Without
+a version, the latest version answers and the response names it ("2.0").
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ async def model_version_ready(
 @router.post("/models/{name}/infer", responses=_ERRORS, response_model_exclude_none=True)
 async def infer(name: str, body: v2.InferenceRequest, service: ServiceDep) -> v2.InferenceResponse:
     """Class probabilities for a batch of rows, from the model's latest version."""
-    return await _infer(service, service.registry.get(name), body)
+    model = service.registry.get(name)
+    return await _infer(service, model, body, model.card.version)
 
 
 @router.post(
@@ -160,12 +162,15 @@ async def infer_version(
     name: str, version: str, body: v2.InferenceRequest, service: ServiceDep
 ) -> v2.InferenceResponse:
     """Class probabilities for a batch of rows, from one model version."""
-    return await _infer(service, service.registry.get(name, version), body)
+    # The response names the version as the caller spelled it ("v1.0", "1"), so a
+    # v1 client going through the protocol (tessera_contracts.conversions) gets
+    # back the string it sent.
+    return await _infer(service, service.registry.get(name, version), body, version)
 
 
 # Responses leave out null members (`parameters`): some OIP clients reject a null map.
 async def _infer(
-    service: InferenceService, model: OnnxModel, body: v2.InferenceRequest
+    service: InferenceService, model: OnnxModel, body: v2.InferenceRequest, version: str
 ) -> v2.InferenceResponse:
     try:
         rows = _rows(service, model, body)
@@ -181,7 +186,7 @@ async def _infer(
     probabilities = await service.infer(model, rows, "v2")
     return v2.InferenceResponse(
         model_name=model.card.name,
-        model_version=model.card.version,
+        model_version=version,
         id=body.id,
         outputs=[
             v2.ResponseOutput(
