@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import re
 import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from bench.harness import BenchError, markdown_table, median, uvicorn_service, w
 
 FACTORY = "tessera_inference.app:create_app"
 CALLERS = 64
+CLIENT_PROCESSES = 2
 FEATURES = [13.54, 14.36, 87.46, 566.3, 0.09779, 0.08129, 0.06664, 0.04781, 0.1885, 0.05766]
 # The v2.0 MLP: the model the orientation numbers were measured with.
 REQUEST_BODY = (
@@ -67,23 +70,41 @@ class Measure:
     cpu_us: float | None = None
     """Service CPU time (all threads) per prediction."""
     errors: int = 0
+    mean_batch: float | None = None
+    """Rows per ONNX Runtime call in the service during the measurement."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one closed-loop load generator saw."""
+
+    latencies: list[float]
+    errors: int
+    elapsed: float
+
+
+def _summarise(loads: list[Load]) -> Measure:
+    latencies = np.array([x for load in loads for x in load.latencies])
+    if latencies.size == 0:
+        raise BenchError("no request completed")
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    per_s = sum(len(load.latencies) / load.elapsed for load in loads)
+    return Measure(per_s, float(p50), float(p99), errors=sum(load.errors for load in loads))
 
 
 def _closed_loop_sync(
     make_call: Callable[[], Awaitable[Callable[[], Awaitable[bool]]]], callers: int, seconds: float
-) -> Measure:
+) -> Load:
     import uvloop  # the service runs on uvloop, so the load loops do too
 
-    async def main() -> Measure:
+    async def main() -> Load:
         call = await make_call()
         return await _closed_loop(call, callers, seconds)
 
     return uvloop.run(main())
 
 
-async def _closed_loop(
-    call: Callable[[], Awaitable[bool]], callers: int, seconds: float
-) -> Measure:
+async def _closed_loop(call: Callable[[], Awaitable[bool]], callers: int, seconds: float) -> Load:
     """`callers` tasks calling `call` back to back for `seconds`, after a short warm-up."""
     latencies: list[float] = []
     errors = 0
@@ -109,11 +130,7 @@ async def _closed_loop(
     for task in stuck:  # a request that never got an answer
         task.cancel()
         errors += 1
-    elapsed = time.perf_counter() - began
-    if not latencies:
-        raise BenchError("no request completed")
-    p50, p99 = np.percentile(np.array(latencies), [50, 99]) * 1000
-    return Measure(len(latencies) / elapsed, float(p50), float(p99), errors=errors)
+    return Load(latencies, errors, time.perf_counter() - began)
 
 
 # -- level 1: the engine in-process ----------------------------------------------------
@@ -149,7 +166,7 @@ def _engine(batching: bool, callers: int, seconds: float) -> Measure:
         return batched if batching else per_request
 
     try:
-        return _closed_loop_sync(make_call, callers, seconds)
+        return _summarise([_closed_loop_sync(make_call, callers, seconds)])
     finally:
         executor.shutdown()
 
@@ -164,7 +181,8 @@ class Service:
     pid: int
 
 
-def _nats(service: Service, callers: int, seconds: float) -> Measure:
+def _nats_load(nats_url: str, callers: int, seconds: float) -> Load:
+    """One load generator (run in a client process: module level, so it pickles)."""
     import itertools
 
     import nats
@@ -176,7 +194,7 @@ def _nats(service: Service, callers: int, seconds: float) -> Measure:
         # A lean requester: one wildcard reply subscription and a dict of futures.
         # nats-py's request() adds a timer per call, which made the load generator,
         # not the service, the limit at 64 callers.
-        nc = await nats.connect(service.nats_url)
+        nc = await nats.connect(nats_url)
         inbox = nc.new_inbox()
         waiting: dict[str, asyncio.Future[Msg]] = {}
         ids = itertools.count()
@@ -198,10 +216,27 @@ def _nats(service: Service, callers: int, seconds: float) -> Measure:
 
         return call
 
-    return _with_cpu(service, lambda: _closed_loop_sync(make_call, callers, seconds))
+    return _closed_loop_sync(make_call, callers, seconds)
 
 
-def _http(service: Service, callers: int, seconds: float) -> Measure:
+def _nats(service: Service, callers: int, seconds: float, clients: Executor) -> Measure:
+    def measure() -> Measure:
+        if callers < CLIENT_PROCESSES:
+            return _summarise([_nats_load(service.nats_url, callers, seconds)])
+        # Split over client processes: one Python process cannot generate the load
+        # of 64 callers as fast as the batched service answers it.
+        share = callers // CLIENT_PROCESSES
+        futures = [
+            clients.submit(_nats_load, service.nats_url, share, seconds)
+            for _ in range(CLIENT_PROCESSES)
+        ]
+        return _summarise([f.result() for f in futures])
+
+    return _with_cpu(service, measure)
+
+
+def _http(service: Service, callers: int, seconds: float, clients: Executor) -> Measure:
+    del clients  # wrk runs its own threads
     def measure() -> Measure:
         result = wrk(
             f"{service.base_url}/v1/predict",
@@ -219,14 +254,35 @@ def _http(service: Service, callers: int, seconds: float) -> Measure:
 
 
 def _with_cpu(service: Service, measure: Callable[[], Measure]) -> Measure:
+    calls_before = _batch_counts(service)
     before, started = _cpu_seconds(service.pid), time.perf_counter()
     result = measure()
     cpu, elapsed = _cpu_seconds(service.pid) - before, time.perf_counter() - started
+    calls_after = _batch_counts(service)
+    rows, calls = (a - b for a, b in zip(calls_after, calls_before, strict=True))
     # Warm-up requests are in the CPU time but not in the count: estimate over the whole span.
     predictions = result.per_s * elapsed
     return Measure(
-        result.per_s, result.p50_ms, result.p99_ms, cpu / predictions * 1e6, result.errors
+        result.per_s,
+        result.p50_ms,
+        result.p99_ms,
+        cpu / predictions * 1e6,
+        result.errors,
+        rows / calls if calls else None,
     )
+
+
+_BATCH_SAMPLE = re.compile(
+    r'^inference_batch_size_(sum|count)\{model="breast-cancer",version="2\.0"\} (\S+)$', re.M
+)
+
+
+def _batch_counts(service: Service) -> tuple[float, float]:
+    """(rows, ONNX calls) of breast-cancer 2.0 so far, from the service's /metrics."""
+    import httpx
+
+    found = dict(_BATCH_SAMPLE.findall(httpx.get(f"{service.base_url}/metrics").text))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -284,16 +340,17 @@ def run(quick: bool) -> str:
                     _engine(batching, callers, seconds),
                 )
 
-    default = _name(_default_wait_ms())
     with contextlib.ExitStack() as stack, _services(stack) as services:
+        clients = stack.enter_context(
+            ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+        )
         for r in range(rounds):
             flip = r % 2 == 1
             for level, load in (("NATS", _nats), ("HTTP", _http)):
                 for callers in (CALLERS, 1):
-                    # One caller at a time: only off and the default, to show what batching costs.
-                    names = list(services) if callers == CALLERS else ["off", default]
+                    names = list(services)
                     for name in reversed(names) if flip else names:
-                        add(level, callers, name, load(services[name], callers, seconds))
+                        add(level, callers, name, load(services[name], callers, seconds, clients))
     return _report(cells, rounds, seconds)
 
 
@@ -347,18 +404,27 @@ def _report(cells: dict[tuple[str, int, str], list[Measure]], rounds: int, secon
         if wait_ms is None:
             continue
         nats_, http = cells["NATS", CALLERS, name], cells["HTTP", CALLERS, name]
+        lone_nats, lone_http = cells["NATS", 1, name], cells["HTTP", 1, name]
         sweep_rows.append(
             [
                 f"{wait_ms:g}",
                 _f(_median_of(nats_, "per_s"), 0), _f(_median_of(nats_, "p99_ms")),
                 f"{_paired_ratio(nats_, cells['NATS', CALLERS, 'off']):.2f}x",
+                _f(_median_of(nats_, "mean_batch"), 1),
                 _f(_median_of(http, "per_s"), 0), _f(_median_of(http, "p99_ms")),
                 f"{_paired_ratio(http, cells['HTTP', CALLERS, 'off']):.2f}x",
+                _f(_median_of(http, "mean_batch"), 1),
+                _f(_median_of(lone_nats, "p50_ms")), _f(_median_of(lone_http, "p50_ms")),
             ]
         )  # fmt: skip
+    off_lone = (
+        _f(_median_of(cells["NATS", 1, "off"], "p50_ms")),
+        _f(_median_of(cells["HTTP", 1, "off"], "p50_ms")),
+    )
     sweep = markdown_table(
-        ["max_batch_wait_ms", "NATS pred/s", "NATS p99 ms", "NATS on/off",
-         "HTTP pred/s", "HTTP p99 ms", "HTTP on/off"],
+        ["max_batch_wait_ms", "NATS pred/s", "NATS p99 ms", "NATS on/off", "NATS rows/call",
+         "HTTP pred/s", "HTTP p99 ms", "HTTP on/off", "HTTP rows/call",
+         f"1 caller NATS p50 ms (off {off_lone[0]})", f"1 caller HTTP p50 ms (off {off_lone[1]})"],
         sweep_rows,
     )  # fmt: skip
     return f"""\
@@ -372,13 +438,14 @@ per-round ratios. Model breast-cancer 2.0 (the MLP), one 10-feature row per requ
 (uvloop, 1 worker, INFO logs as deployed), one nats-server per service.
 
 - engine: in-process; off = one `asyncio.to_thread(model.run)` per request, on = the batcher.
-- NATS: `inference.v1.predict` request-reply from one nats-py client in the bench process.
+- NATS: `inference.v1.predict` request-reply, {CALLERS} callers split over {CLIENT_PROCESSES} nats-py client processes.
 - HTTP: wrk (2 threads) against `POST /v1/predict`.
 - CPU µs/pred: the service process's CPU time (all threads) per prediction.
 
 {table}
 
-Batching on, {CALLERS} callers, by `max_batch_wait_ms`:
+Batching on, by `max_batch_wait_ms` ({CALLERS} callers unless stated; rows/call = mean rows per
+ONNX Runtime call in the service):
 
 {sweep}
 """

@@ -66,6 +66,7 @@ def settings(migrated_url: str, nats_url: str) -> Settings:
         nats_reconnect_wait_s=0.1,
         nats_connect_timeout_s=0.5,
         part_timeout_s=0.5,
+        product_timeout_s=0.5,
         prediction_timeout_s=0.5,
     )
 

@@ -369,7 +369,9 @@ class TestLatencyFollowsTheSlowestPart:
             return prediction()
 
         await responder(slow)
-        generous = settings.model_copy(update={"part_timeout_s": 3.0, "prediction_timeout_s": 3.0})
+        generous = settings.model_copy(
+            update={"part_timeout_s": 3.0, "prediction_timeout_s": 3.0, "product_timeout_s": 3.0}
+        )
         async with serve(generous) as client:
 
             async def up() -> bool:

@@ -129,3 +129,45 @@ class TestApiSurface:
         )
 
         assert response.status_code == 422
+
+
+class TestDatabaseTrouble:
+    async def test_no_free_connection_is_503_with_retry_after(
+        self, serve: Serve, settings: Settings, make_product: MakeProduct, migrated_url: str
+    ) -> None:
+        product = await make_product()
+        tight = settings.model_copy(
+            update={"pool_min_size": 1, "pool_max_size": 1, "pool_acquire_timeout_s": 0.2}
+        )
+        blocker = await asyncpg.connect(migrated_url)
+        try:
+            async with serve(tight) as client:
+                async with blocker.transaction():
+                    await blocker.execute("LOCK TABLE reviews IN ACCESS EXCLUSIVE MODE")
+                    # This request holds the pool's only connection, waiting for the lock.
+                    stuck = asyncio.create_task(client.get(f"/v1/products/{product['id']}/reviews"))
+                    await asyncio.sleep(0.2)
+                    response = await client.get(f"/v1/products/{product['id']}")
+                assert (await stuck).status_code == 200
+        finally:
+            await blocker.close()
+
+        assert response.status_code == 503
+        assert response.json()["title"] == "DatabaseUnavailable"
+        assert response.headers["retry-after"] == "1"
+
+    async def test_statement_timeout_is_503_not_500(
+        self, serve: Serve, settings: Settings, make_product: MakeProduct, migrated_url: str
+    ) -> None:
+        await make_product()
+        impatient = settings.model_copy(update={"statement_timeout_s": 0.2})
+        blocker = await asyncpg.connect(migrated_url)
+        try:
+            async with serve(impatient) as client, blocker.transaction():
+                await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+                response = await client.get("/v1/products")
+        finally:
+            await blocker.close()
+
+        assert response.status_code == 503
+        assert response.json()["title"] == "DatabaseUnavailable"

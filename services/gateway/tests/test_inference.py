@@ -65,14 +65,19 @@ class TestOpenInferenceProtocol:
         assert result.outputs[0].shape == [3, 2]
 
     async def test_infer_a_version(self, gateway: httpx.AsyncClient, keys: Keys) -> None:
+        metadata = await gateway.get(f"/v2/models/{MODEL}", headers=keys.bearer(keys.predictor))
+        versions = v2.ModelMetadataResponse.model_validate_json(metadata.content).versions
+        assert versions
+        version = versions[0]
+
         response = await gateway.post(
-            f"/v2/models/{MODEL}/versions/1/infer",
+            f"/v2/models/{MODEL}/versions/{version}/infer",
             content=rows(1).model_dump_json(exclude_none=True),
             headers=keys.bearer(keys.predictor) | {"Content-Type": "application/json"},
         )
 
         assert response.status_code == 200
-        assert v2.InferenceResponse.model_validate_json(response.content).model_version == "1.0"
+        assert v2.InferenceResponse.model_validate_json(response.content).model_version == version
 
     @pytest.mark.parametrize(
         ("path", "model"),
@@ -81,9 +86,9 @@ class TestOpenInferenceProtocol:
             ("/v2/health/live", v2.ServerLiveResponse),
             ("/v2/health/ready", v2.ServerReadyResponse),
             (f"/v2/models/{MODEL}", v2.ModelMetadataResponse),
-            (f"/v2/models/{MODEL}/versions/2.0", v2.ModelMetadataResponse),
+            (f"/v2/models/{MODEL}/versions/2", v2.ModelMetadataResponse),
             (f"/v2/models/{MODEL}/ready", v2.ModelReadyResponse),
-            (f"/v2/models/{MODEL}/versions/1.0/ready", v2.ModelReadyResponse),
+            (f"/v2/models/{MODEL}/versions/1/ready", v2.ModelReadyResponse),
         ],
     )
     async def test_metadata_and_health(

@@ -36,6 +36,16 @@ class TestHealthz:
 
         assert response.status_code == 200
 
+    async def test_service_name_can_differ_from_the_title(self) -> None:
+        app = create_service_app(title="Tessera API", version="2", service="gateway")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            report = HealthReport.model_validate_json((await client.get("/healthz")).content)
+
+        assert report.service == "gateway"
+        assert app.title == "Tessera API"
+
 
 class TestReadyz:
     async def test_all_checks_ok_is_200_naming_each(self, client: httpx.AsyncClient) -> None:
@@ -84,7 +94,7 @@ class TestReadyz:
 
     async def test_checks_run_concurrently(self) -> None:
         async def slow(request: Request) -> None:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.3)
 
         app = create_service_app(
             title="t",
@@ -99,7 +109,7 @@ class TestReadyz:
             elapsed = time.perf_counter() - started
 
         assert response.status_code == 200
-        assert elapsed < 0.45  # one probe's time, not four
+        assert elapsed < 0.9  # about one probe's time (0.3 s), not four (1.2 s)
 
     async def test_several_down_checks_are_all_named(
         self, client: httpx.AsyncClient, probes: Probes

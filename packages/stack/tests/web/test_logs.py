@@ -104,14 +104,41 @@ class TestConfigureLogging:
         logging.getLogger("uvicorn.error").addHandler(logging.StreamHandler(io.StringIO()))
         configure_logging("catalog", "INFO", stream=stream)
 
-        logging.getLogger("uvicorn.error").info("Started server process")
+        logging.getLogger("uvicorn.error").info(
+            "Started server process", extra={"color_message": "Started \x1b[36mserver\x1b[0m"}
+        )
         # The unhandled-exception handler already logged this one, with the request id.
         logging.getLogger("uvicorn.error").error("Exception in ASGI application\n")
 
         [line] = lines(stream)
         assert line["message"] == "Started server process"
+        assert "color_message" not in line
         assert line["service"] == "catalog"
         assert logging.getLogger("uvicorn.error").handlers == []
+
+    def test_a_disabled_uvicorn_access_log_stays_disabled(self) -> None:
+        # What `uvicorn --no-access-log` does before the app factory runs.
+        access = logging.getLogger("uvicorn.access")
+        access.handlers.clear()
+        access.propagate = False
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+
+        access.info('127.0.0.1:1 - "GET / HTTP/1.1" 200')
+
+        assert stream.getvalue() == ""
+
+    def test_an_enabled_uvicorn_access_log_becomes_json(self) -> None:
+        access = logging.getLogger("uvicorn.access")
+        access.addHandler(logging.StreamHandler(io.StringIO()))
+        access.propagate = False
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+
+        access.info('127.0.0.1:1 - "GET / HTTP/1.1" 200')
+
+        [line] = lines(stream)
+        assert line["logger"] == "uvicorn.access"
 
 
 class TestAccessLog:

@@ -19,7 +19,7 @@ from tessera_stack.web import (
     problem_response,
 )
 
-from tessera_catalog.api import router
+from tessera_catalog.api import include_routes
 from tessera_catalog.db.migrate import load_migrations
 from tessera_catalog.db.records import Pool
 from tessera_catalog.domain.enriched import Enricher
@@ -185,5 +185,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(error, _database_unavailable)
     for refused in (asyncpg.DataError, asyncpg.CheckViolationError):
         app.add_exception_handler(refused, _invalid_value)
-    app.include_router(router)
+    include_routes(app)
     return app

@@ -18,7 +18,11 @@ class Settings(BaseSettings):
     statement_timeout_s: float = Field(default=5.0, gt=0)
     """PostgreSQL `statement_timeout` of the pool's sessions: a stuck query ends as a 503."""
     part_timeout_s: float = Field(default=0.5, gt=0)
-    """Time budget of each database part of an enriched product (row, reviews, inventory)."""
+    """Time budget of each optional database part of an enriched product (reviews,
+    inventory); a part over it is left out and named in `degraded`."""
+    product_timeout_s: float = Field(default=1.0, gt=0)
+    """Time budget of the product row of an enriched product. It is not optional
+    (no product, no answer), so it gets longer before the request fails with 503."""
     prediction_timeout_s: float = Field(default=0.5, gt=0)
     """Time budget of the NATS request to inference for an enriched product."""
     enriched_review_limit: int = Field(default=5, ge=0, le=50)

@@ -197,6 +197,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
 
-    install_fast_lane(app, cors=_cors(settings))
+    install_fast_lane(app, cors=_cors(settings), enabled=settings.fast_lane)
     install_tidy_openapi(app)
     return app

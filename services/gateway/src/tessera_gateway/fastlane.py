@@ -113,9 +113,11 @@ async def _unexpected_error(error: Exception, scope: Scope, receive: Receive, se
     await problem_response(problem)(scope, receive, send)
 
 
-def install_fast_lane(app: FastAPI, *, cors: Mapping[str, Any] | None = None) -> None:
-    """Serve `app`'s `ProxyRoute`s through the fast lane, with CORS (if given) in front
-    of both the fast lane and FastAPI.
+def install_fast_lane(
+    app: FastAPI, *, cors: Mapping[str, Any] | None = None, enabled: bool = True
+) -> None:
+    """Serve `app`'s `ProxyRoute`s through the fast lane (if `enabled`), with CORS (if
+    given) in front of both the fast lane and FastAPI.
 
     The middleware stack is built on the first request, after every route is added.
     """
@@ -125,7 +127,7 @@ def install_fast_lane(app: FastAPI, *, cors: Mapping[str, Any] | None = None) ->
         stack = build_stack()
         routes = [route for route in app.router.routes if isinstance(route, ProxyRoute)]
         if isinstance(stack, RequestContextMiddleware):
-            inner: ASGIApp = FastLane(routes, stack.app)
+            inner: ASGIApp = FastLane(routes, stack.app) if enabled else stack.app
             if cors is not None:
                 inner = CORSMiddleware(inner, **cors)
             stack.app = inner

@@ -13,7 +13,9 @@ from tessera_gateway.auth import parse_key_entries
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     catalog_url: HttpUrl = HttpUrl("http://127.0.0.1:8001")
     inference_url: HttpUrl = HttpUrl("http://127.0.0.1:8002")
@@ -68,6 +70,9 @@ class Settings(BaseSettings):
     connection the upstream is closing."""
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP client of the pass-through path; see docs/gateway.md (performance)."""
+    fast_lane: bool = True
+    """Serve proxied operations without FastAPI's middleware and routing (same
+    behaviour, less CPU per request); off only to compare, see docs/gateway.md."""
 
     retry_max_attempts: int = Field(default=3, ge=1)
     """Attempts per idempotent request, the first included."""

@@ -1,10 +1,25 @@
 """Plumbing every Tessera service shares: app factory, errors, health, metrics, logs, context.
 
-Typical use in a service's ``create_app``::
+In a service's ``create_app``::
 
-    app = create_service_app(title="catalog", version=__version__, lifespan=lifespan,
-                             readiness_checks=[ReadinessCheck("postgres", ping_postgres)])
+    configure_logging("catalog", settings.log_level)      # JSON lines on stdout
+    app = create_service_app(
+        title="catalog", version=__version__, lifespan=lifespan,
+        readiness_checks=[ReadinessCheck("postgres", ping_postgres, timeout_s=1.0)],
+    )
     app.include_router(api.v1.router)
+
+* Errors: subclass :class:`ServiceError` once (``CatalogError``), then one class
+  per problem with a ``status_code``; raising it answers ``application/problem+json``
+  (title = class name, ``detail`` = message). Document them on routes with
+  ``responses=problem_responses(404, 409)`` or ``PROBLEM_RESPONSES``.
+* Context: ``outgoing_headers()`` gives ``X-Request-ID`` and ``traceparent`` for
+  httpx and NATS calls; a NATS handler runs ``with bind_context(msg.headers):``.
+* Metrics: add the service's own to ``app.state.metrics_registry``.
+* Shutdown: ``/readyz`` turns 503 when lifespan shutdown begins, or earlier via
+  ``begin_draining(app)``.
+* Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request;
+  run uvicorn with ``--no-access-log`` so requests are not logged twice.
 """
 
 from tessera_stack.web.app import Lifespan, create_service_app

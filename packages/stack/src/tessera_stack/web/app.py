@@ -93,6 +93,7 @@ def create_service_app(
     readiness_checks: Sequence[ReadinessCheck] = (),
     description: str = "",
     openapi_tags: list[dict[str, Any]] | None = None,
+    service: str | None = None,
 ) -> FastAPI:
     """Create a service's FastAPI app with the shared plumbing installed.
 
@@ -102,12 +103,14 @@ def create_service_app(
     context middleware (``X-Request-ID``, ``traceparent``, HTTP metrics, access log).
 
     Args:
-        title: the service name (``service`` in health reports) and API title.
+        title: the API title, and the service name unless ``service`` is given.
         version: the service version.
         lifespan: opens the service's resources and yields its state.
         readiness_checks: what ``/readyz`` checks, concurrently, each with its timeout.
         description: OpenAPI description (Markdown).
         openapi_tags: OpenAPI tag metadata.
+        service: the ``service`` of health reports, when the title is not it
+            (``title="Tessera API", service="gateway"``).
 
     Returns:
         The app; add the service's routers to it.
@@ -126,7 +129,7 @@ def create_service_app(
     app.state.metrics_registry = registry
     app.state.draining = False
     install_problem_handlers(app)
-    install_health(app, service=title, version=version, checks=readiness_checks)
+    install_health(app, service=service or title, version=version, checks=readiness_checks)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_docs(app)
     app._operational_routes = list(app.router.routes)

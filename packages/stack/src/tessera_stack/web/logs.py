@@ -20,8 +20,9 @@ _HANDLER_NAME = "tessera-json"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _UVICORN_APP_EXCEPTION = "Exception in ASGI application"
 _CONTEXT_FIELDS = ("service", "request_id", "trace_id")
-# LogRecord's own attributes (and those above, already written) are not "extra".
-_NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"taskName", *_CONTEXT_FIELDS}
+# LogRecord's own attributes (and those above, already written) are not "extra";
+# nor is uvicorn's "color_message", the same message with terminal colour codes.
+_NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"taskName", "color_message", *_CONTEXT_FIELDS}
 
 
 class ContextFilter(logging.Filter):
@@ -45,9 +46,6 @@ class ContextFilter(logging.Filter):
 
 class ServiceJsonFormatter(JsonFormatter):
     """python-json-logger formatter with a fixed field order, ``time`` (ISO 8601 UTC) first."""
-
-    def __init__(self) -> None:
-        super().__init__()
 
     def add_fields(
         self,
@@ -116,8 +114,11 @@ def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | Non
 
     for name in _UVICORN_LOGGERS:
         logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
+        # Only loggers uvicorn gave a handler: `--no-access-log` leaves uvicorn.access
+        # without one and not propagating, and it must stay off.
+        if logger.handlers:
+            logger.handlers.clear()
+            logger.propagate = True
     error_logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _DropDuplicateAppException) for f in error_logger.filters):
         error_logger.addFilter(_DropDuplicateAppException())

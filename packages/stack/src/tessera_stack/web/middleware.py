@@ -12,6 +12,7 @@ still bound while that exception is logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -30,7 +31,7 @@ ACCESS_LOGGER = "tessera.access"
 
 _X_REQUEST_ID = b"x-request-id"
 _TRACEPARENT = b"traceparent"
-# Status recorded when the client went away (task cancelled) before any response
+# Status recorded when the request was cancelled (client gone) before any response
 # started; nginx's convention, so it is not counted as a server error.
 _CLIENT_CLOSED = 499
 
@@ -40,9 +41,9 @@ class RouteTemplates:
 
     Where FastAPI keeps it depends on the kind of route:
 
-    * routes of included routers: FastAPI >= 0.12x no longer copies them into the
-      app, and ``scope["route"]`` is the router's own route, whose template lacks
-      the include prefixes. The full template is in the effective route context
+    * routes of included routers: recent FastAPI (0.165 here) no longer copies
+      them into the app, and ``scope["route"]`` is the router's own route, whose
+      template lacks the include prefixes. The full template is in the effective route context
       FastAPI records under ``scope["fastapi"]``;
     * the app's own API routes: ``scope["route"]``;
     * plain Starlette routes and mounts (``/openapi.json``, ``/docs``, static
@@ -147,16 +148,16 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_request_id)
-        except Exception:
-            if status == 0:
-                status = 500
-            raise
-        except BaseException:
+        except asyncio.CancelledError:
             if status == 0:
                 status = _CLIENT_CLOSED
             raise
         finally:
             duration = time.perf_counter() - start
+            if status == 0:
+                # No response started: an exception is on its way up, or the app
+                # returned without answering; either way the server sends a 500.
+                status = 500
             route = self.route_template(scope)
             self.metrics.observe(scope["method"], route, status, duration)
             self._log(scope, route, status, duration)

@@ -1,10 +1,18 @@
 """HTTP API: v1 (offset pages, float prices) and v2 (keyset cursors, exact money)."""
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 
-from tessera_catalog.api.v1 import router as v1_router
-from tessera_catalog.api.v2 import router as v2_router
+from tessera_catalog.api.v1 import inventory as inventory_v1
+from tessera_catalog.api.v1 import products as products_v1
+from tessera_catalog.api.v1 import reviews as reviews_v1
+from tessera_catalog.api.v2 import products as products_v2
 
-router = APIRouter()
-router.include_router(v1_router)
-router.include_router(v2_router)
+
+def include_routes(app: FastAPI) -> None:
+    # Each resource router is included into the app directly: FastAPI matches
+    # included routers level by level at request time, so a nested tree of
+    # routers costs every request a little more.
+    app.include_router(products_v1.router, prefix="/v1")
+    app.include_router(reviews_v1.router, prefix="/v1")
+    app.include_router(inventory_v1.router, prefix="/v1")
+    app.include_router(products_v2.router, prefix="/v2")

@@ -77,7 +77,9 @@ class Enricher:
         """
         db_timeout = self.settings.part_timeout_s
         product_task = asyncio.create_task(
-            self._part("product", db_timeout, lambda: self._product(product_id))
+            self._part(
+                "product", self.settings.product_timeout_s, lambda: self._product(product_id)
+            )
         )
         reviews_task = asyncio.create_task(
             self._part("reviews", db_timeout, lambda: self._reviews(product_id))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
 
 from tessera_catalog import convert
@@ -54,7 +56,7 @@ class Products:
         self.pool = pool
         self.settings = settings
 
-    def _acquire(self) -> Any:
+    def _acquire(self) -> AbstractAsyncContextManager[PoolConnectionProxy[asyncpg.Record]]:
         return acquire(self.pool, self.settings.pool_acquire_timeout_s)
 
     async def get(self, product_id: UUID) -> ProductRecord:

@@ -43,18 +43,16 @@ class Reviews:
         idempotency: IdempotencyRequest | None,
         render: Callable[[ReviewRecord], Rendered],
     ) -> Rendered:
-        async def insert() -> Rendered:
-            record = await reviews.insert(conn, uuid4(), product_id, new)
-            await record_event(
-                conn, v1.ReviewCreated(review=convert.review(record)), str(product_id)
-            )
-            return render(record)
-
+        timeout = self.settings.pool_acquire_timeout_s
         try:
-            async with (
-                acquire(self.pool, self.settings.pool_acquire_timeout_s) as conn,
-                conn.transaction(),
-            ):
+            async with acquire(self.pool, timeout) as conn, conn.transaction():
+
+                async def insert() -> Rendered:
+                    record = await reviews.insert(conn, uuid4(), product_id, new)
+                    data = v1.ReviewCreated(review=convert.review(record))
+                    await record_event(conn, data, str(product_id))
+                    return render(record)
+
                 return await run_idempotent(
                     conn, idempotency, self.settings.idempotency_ttl_s, insert
                 )

@@ -54,6 +54,12 @@ class NatsConnection:
         self._task = asyncio.create_task(self._connect(), name="catalog-nats-connect")
 
     async def _connect(self) -> None:
+        try:
+            await self._connect_forever()
+        except Exception:  # a bad URL or option: retrying cannot help, but say so loudly
+            logger.exception("cannot connect to NATS at all; running without it")
+
+    async def _connect_forever(self) -> None:
         settings = self.settings
         # max_reconnect_attempts=-1 makes nats-py retry the *first* connect too,
         # every reconnect_time_wait, instead of raising when NATS is down at startup.
