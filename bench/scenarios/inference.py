@@ -2,31 +2,28 @@
 
     uv run python -m bench.run inference [--quick]
 
-1. engine: in-process, the batcher vs one `asyncio.to_thread` call per request;
-2. NATS: request-reply on `inference.v1.predict` through a real nats-server to
-   the service under uvicorn;
-3. HTTP: `POST /v1/predict` to the service under uvicorn, driven by wrk.
-
-Shared 2-core machines are noisy, so the configurations run side by side (one
-service process and one nats-server each) and are measured in short segments,
-interleaved and alternating in order, round after round. Tables show medians
-over rounds; a ratio is the median of the per-round on/off ratios (each pair
-measured back to back). Service CPU per prediction, read from /proc, is shown
-too: it is what batching saves and is much less disturbed by other processes
-than throughput is.
+Levels: engine (in-process, the batcher vs one `asyncio.to_thread` per request),
+NATS request-reply and HTTP `POST /v1/predict` (the service under uvicorn).
+Shared 2-core machines are noisy, so every configuration runs side by side (its
+own service process and nats-server) and they are measured in short segments,
+interleaved, alternating order, round after round: medians over rounds, and
+on/off ratios as the median of per-round pairs. Service CPU per prediction
+(from /proc) is shown too: it is what batching saves, and other processes
+disturb it far less than throughput.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,19 +89,26 @@ def _summarise(loads: list[Load]) -> Measure:
     return Measure(per_s, float(p50), float(p99), errors=sum(load.errors for load in loads))
 
 
+Call = Callable[[], Awaitable[bool]]
+Close = Callable[[], Awaitable[None]]
+
+
 def _closed_loop_sync(
-    make_call: Callable[[], Awaitable[Callable[[], Awaitable[bool]]]], callers: int, seconds: float
+    make_call: Callable[[], Awaitable[tuple[Call, Close]]], callers: int, seconds: float
 ) -> Load:
     import uvloop  # the service runs on uvloop, so the load loops do too
 
     async def main() -> Load:
-        call = await make_call()
-        return await _closed_loop(call, callers, seconds)
+        call, close = await make_call()
+        try:
+            return await _closed_loop(call, callers, seconds)
+        finally:
+            await close()
 
     return uvloop.run(main())
 
 
-async def _closed_loop(call: Callable[[], Awaitable[bool]], callers: int, seconds: float) -> Load:
+async def _closed_loop(call: Call, callers: int, seconds: float) -> Load:
     """`callers` tasks calling `call` back to back for `seconds`, after a short warm-up."""
     latencies: list[float] = []
     errors = 0
@@ -147,7 +151,7 @@ def _engine(batching: bool, callers: int, seconds: float) -> Measure:
     row = np.array([FEATURES], dtype=np.float32)
     executor = inference_executor(settings.inference_threads)
 
-    async def make_call() -> Callable[[], Awaitable[bool]]:
+    async def make_call() -> tuple[Call, Close]:
         batcher = DynamicBatcher(
             model.run,
             executor,
@@ -163,7 +167,7 @@ def _engine(batching: bool, callers: int, seconds: float) -> Measure:
             await asyncio.to_thread(model.run, row)
             return True
 
-        return batched if batching else per_request
+        return (batched if batching else per_request), batcher.close
 
     try:
         return _summarise([_closed_loop_sync(make_call, callers, seconds)])
@@ -190,7 +194,7 @@ def _nats_load(nats_url: str, callers: int, seconds: float) -> Load:
     from tessera_contracts import is_problem
     from tessera_contracts.v1.subjects import PREDICT
 
-    async def make_call() -> Callable[[], Awaitable[bool]]:
+    async def make_call() -> tuple[Call, Close]:
         # A lean requester: one wildcard reply subscription and a dict of futures.
         # nats-py's request() adds a timer per call, which made the load generator,
         # not the service, the limit at 64 callers.
@@ -214,7 +218,7 @@ def _nats_load(nats_url: str, callers: int, seconds: float) -> Load:
             reply = await future
             return not is_problem(reply.headers)
 
-        return call
+        return call, nc.close
 
     return _closed_loop_sync(make_call, callers, seconds)
 
@@ -237,6 +241,7 @@ def _nats(service: Service, callers: int, seconds: float, clients: Executor) -> 
 
 def _http(service: Service, callers: int, seconds: float, clients: Executor) -> Measure:
     del clients  # wrk runs its own threads
+
     def measure() -> Measure:
         result = wrk(
             f"{service.base_url}/v1/predict",
@@ -261,15 +266,8 @@ def _with_cpu(service: Service, measure: Callable[[], Measure]) -> Measure:
     calls_after = _batch_counts(service)
     rows, calls = (a - b for a, b in zip(calls_after, calls_before, strict=True))
     # Warm-up requests are in the CPU time but not in the count: estimate over the whole span.
-    predictions = result.per_s * elapsed
-    return Measure(
-        result.per_s,
-        result.p50_ms,
-        result.p99_ms,
-        cpu / predictions * 1e6,
-        result.errors,
-        rows / calls if calls else None,
-    )
+    cpu_us = cpu / (result.per_s * elapsed) * 1e6
+    return dataclasses.replace(result, cpu_us=cpu_us, mean_batch=rows / calls if calls else None)
 
 
 _BATCH_SAMPLE = re.compile(
@@ -300,9 +298,8 @@ def _listening_pid(port: int) -> int:
     return int(match.group(1))
 
 
-@contextlib.contextmanager
-def _services(stack: contextlib.ExitStack) -> Iterator[dict[str, Service]]:
-    """One nats-server and one service process per configuration, all running at once."""
+def _services(stack: contextlib.ExitStack) -> dict[str, Service]:
+    """One nats-server and one service process per configuration, all running until `stack` closes."""
     from tessera_stack.nats import EmbeddedNats
 
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tessera-bench-inf-")))
@@ -316,10 +313,9 @@ def _services(stack: contextlib.ExitStack) -> Iterator[dict[str, Service]]:
             "INFERENCE_MAX_BATCH_WAIT_MS": str(wait_ms or 0),
         }
         base_url = stack.enter_context(uvicorn_service(FACTORY, env))
-        services[name] = Service(
-            base_url, nats_url, _listening_pid(int(base_url.rsplit(":", 1)[1]))
-        )
-    yield services
+        pid = _listening_pid(int(base_url.rsplit(":", 1)[1]))
+        services[name] = Service(base_url, nats_url, pid)
+    return services
 
 
 def run(quick: bool) -> str:
@@ -333,14 +329,11 @@ def run(quick: bool) -> str:
         flip = r % 2 == 1  # alternate which configuration goes first
         for callers in (CALLERS, 1):
             for batching in (True, False) if flip else (False, True):
-                add(
-                    "engine",
-                    callers,
-                    "on" if batching else "off",
-                    _engine(batching, callers, seconds),
-                )
+                measure = _engine(batching, callers, seconds)
+                add("engine", callers, "on" if batching else "off", measure)
 
-    with contextlib.ExitStack() as stack, _services(stack) as services:
+    with contextlib.ExitStack() as stack:
+        services = _services(stack)
         clients = stack.enter_context(
             ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
         )
@@ -361,38 +354,34 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _median_of(measures: list[Measure], field: str) -> float | None:
+def _med(measures: list[Measure], field: str) -> float | None:
     values = [getattr(m, field) for m in measures if getattr(m, field) is not None]
     return median(values) if values else None
 
 
-def _paired_ratio(on: list[Measure], off: list[Measure]) -> float:
-    return median([a.per_s / b.per_s for a, b in zip(on, off, strict=True)])
+def _ratio(on: list[Measure], off: list[Measure]) -> str:
+    return f"{median([a.per_s / b.per_s for a, b in zip(on, off, strict=True)]):.2f}x"
+
+
+def _stats(ms: list[Measure]) -> list[str]:
+    return [_f(_med(ms, "per_s"), 0), _f(_med(ms, "p50_ms")), _f(_med(ms, "p99_ms")),
+            _f(_med(ms, "cpu_us"), 0)]  # fmt: skip
 
 
 def _report(cells: dict[tuple[str, int, str], list[Measure]], rounds: int, seconds: float) -> str:
     from tessera_inference.settings import Settings
 
     defaults = Settings()
-    default_on = _name(defaults.max_batch_wait_ms)
     rows = []
     for level in ("engine", "NATS", "HTTP"):
         for callers in (CALLERS, 1):
             off = cells[level, callers, "off"]
-            on = cells[level, callers, "on" if level == "engine" else default_on]
-            p99_off, p99_on = _median_of(off, "p99_ms"), _median_of(on, "p99_ms")
-            rows.append(
-                [
-                    level, callers,
-                    _f(_median_of(off, "per_s"), 0), _f(_median_of(off, "p50_ms")), _f(p99_off),
-                    _f(_median_of(off, "cpu_us"), 0),
-                    _f(_median_of(on, "per_s"), 0), _f(_median_of(on, "p50_ms")), _f(p99_on),
-                    _f(_median_of(on, "cpu_us"), 0),
-                    f"{_paired_ratio(on, off):.2f}x",
-                    "yes" if p99_on is not None and p99_off is not None and p99_on <= p99_off else "no",
-                    sum(m.errors for m in off + on),
-                ]
-            )  # fmt: skip
+            on = cells[
+                level, callers, "on" if level == "engine" else _name(defaults.max_batch_wait_ms)
+            ]
+            p99_off, p99_on = _med(off, "p99_ms") or 0.0, _med(on, "p99_ms") or 0.0
+            rows.append([level, callers, *_stats(off), *_stats(on), _ratio(on, off),
+                         "yes" if p99_on <= p99_off else "no", sum(m.errors for m in off + on)])  # fmt: skip
     table = markdown_table(
         ["level", "callers", "off pred/s", "off p50 ms", "off p99 ms", "off CPU µs/pred",
          "on pred/s", "on p50 ms", "on p99 ms", "on CPU µs/pred", "on/off", "p99 on ≤ off",
@@ -404,27 +393,19 @@ def _report(cells: dict[tuple[str, int, str], list[Measure]], rounds: int, secon
         if wait_ms is None:
             continue
         nats_, http = cells["NATS", CALLERS, name], cells["HTTP", CALLERS, name]
-        lone_nats, lone_http = cells["NATS", 1, name], cells["HTTP", 1, name]
         sweep_rows.append(
-            [
-                f"{wait_ms:g}",
-                _f(_median_of(nats_, "per_s"), 0), _f(_median_of(nats_, "p99_ms")),
-                f"{_paired_ratio(nats_, cells['NATS', CALLERS, 'off']):.2f}x",
-                _f(_median_of(nats_, "mean_batch"), 1),
-                _f(_median_of(http, "per_s"), 0), _f(_median_of(http, "p99_ms")),
-                f"{_paired_ratio(http, cells['HTTP', CALLERS, 'off']):.2f}x",
-                _f(_median_of(http, "mean_batch"), 1),
-                _f(_median_of(lone_nats, "p50_ms")), _f(_median_of(lone_http, "p50_ms")),
-            ]
+            [f"{wait_ms:g}",
+             _f(_med(nats_, "per_s"), 0), _f(_med(nats_, "p99_ms")),
+             _ratio(nats_, cells["NATS", CALLERS, "off"]), _f(_med(nats_, "mean_batch"), 1),
+             _f(_med(http, "per_s"), 0), _f(_med(http, "p99_ms")),
+             _ratio(http, cells["HTTP", CALLERS, "off"]), _f(_med(http, "mean_batch"), 1),
+             _f(_med(cells["NATS", 1, name], "p50_ms")), _f(_med(cells["HTTP", 1, name], "p50_ms"))]
         )  # fmt: skip
-    off_lone = (
-        _f(_median_of(cells["NATS", 1, "off"], "p50_ms")),
-        _f(_median_of(cells["HTTP", 1, "off"], "p50_ms")),
-    )
+    lone = [_f(_med(cells[level, 1, "off"], "p50_ms")) for level in ("NATS", "HTTP")]
     sweep = markdown_table(
         ["max_batch_wait_ms", "NATS pred/s", "NATS p99 ms", "NATS on/off", "NATS rows/call",
          "HTTP pred/s", "HTTP p99 ms", "HTTP on/off", "HTTP rows/call",
-         f"1 caller NATS p50 ms (off {off_lone[0]})", f"1 caller HTTP p50 ms (off {off_lone[1]})"],
+         f"1 caller NATS p50 ms (off {lone[0]})", f"1 caller HTTP p50 ms (off {lone[1]})"],
         sweep_rows,
     )  # fmt: skip
     return f"""\

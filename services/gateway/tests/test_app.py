@@ -134,6 +134,26 @@ class TestServiceEndpoints:
         assert wrong_method.headers["content-type"] == "application/problem+json"
 
 
+class TestWithoutFastLane:
+    async def test_same_behaviour_through_fastapi_routing(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(catalog_url=HttpUrl(catalog_url), fast_lane=False) as gateway:
+            listed = await gateway.get(PRODUCTS, headers={"X-Request-ID": "rid-slow-lane"})
+            refused = await gateway.post(PRODUCTS, json={})
+            forbidden = await gateway.post(PRODUCTS, json={}, headers=Keys.bearer(keys.reader))
+            metrics = (await gateway.get("/metrics")).text
+
+        assert listed.status_code == 200
+        assert listed.headers["x-request-id"] == "rid-slow-lane"
+        assert listed.headers["ratelimit-limit"]
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert forbidden.status_code == 403
+        assert forbidden.headers["content-type"] == "application/problem+json"
+        assert 'route="/v1/products",status="200"' in metrics
+
+
 class TestCors:
     async def test_preflight_and_exposed_headers(
         self, make_gateway: MakeGateway, catalog_url: str

@@ -157,3 +157,23 @@ class TestRetries:
         upstream_problem(response, 502)
         assert "internals" not in response.text
         assert len(tap.seen) == 1  # a bug, not an outage: not retried
+
+
+class TestLargeResponses:
+    async def test_an_unsized_large_body_is_streamed_through_whole(
+        self, make_gateway: MakeGateway, catalog_url: str
+    ) -> None:
+        body = bytes(range(256)) * 4096  # 1 MiB, sent chunked (no Content-Length)
+        tap = Tap(catalog_url, fail_next=[200], fail_body=body)
+        async with (
+            serve(tap) as big,
+            make_gateway(
+                catalog_url=HttpUrl(big), upstream_max_connections=1, upstream_queue_timeout_s=0.5
+            ) as gateway,
+        ):
+            response = await gateway.get(PRODUCTS)
+            after = await gateway.get(PRODUCTS)  # the one upstream slot was released
+
+        assert response.status_code == 200
+        assert response.content == body
+        assert after.status_code == 200

@@ -307,3 +307,41 @@ class TestValidation:
 
         np.testing.assert_array_equal(as_rows(flat, [2, 10], 10), as_rows(nested, [2, 10], 10))
         assert as_rows(flat, [2, 10], 10).dtype == np.float32
+
+
+class TestPerModelSettings:
+    def test_a_version_override_beats_a_model_override_beats_the_global_setting(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from prometheus_client import CollectorRegistry
+
+        monkeypatch.setenv(
+            "INFERENCE_BATCH_OVERRIDES",
+            '{"breast-cancer": {"max_wait_ms": 5, "max_batch_size": 16},'
+            ' "breast-cancer/1.0": {"enabled": false}}',
+        )
+        registry = ModelRegistry.load(PACKAGED_MODELS)
+        service = InferenceService(
+            registry, Settings(max_batch_wait_ms=1), InferenceMetrics(CollectorRegistry())
+        )
+
+        assert service.batcher(registry.get("breast-cancer", "1.0")) is None
+        batcher = service.batcher(registry.get("breast-cancer", "2.0"))
+        assert batcher is not None
+        assert (batcher.max_batch_size, batcher.max_wait_s) == (16, 0.005)
+
+    async def test_a_model_without_batching_still_answers_off_the_loop(self) -> None:
+        from prometheus_client import CollectorRegistry
+
+        settings = Settings(batching_enabled=False)
+        registry = ModelRegistry.load(PACKAGED_MODELS)
+        service = InferenceService(registry, settings, InferenceMetrics(CollectorRegistry()))
+        model = registry.get("breast-cancer", "1.0")
+        rows = distinct_rows(3)
+
+        try:
+            result = await service.infer(model, rows, "v2")
+        finally:
+            await service.close()
+
+        np.testing.assert_allclose(result, model.run(rows), atol=1e-6)

@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
+from tessera_gateway.access import Gatekeeper
 from tessera_gateway.auth import KeyStore
 from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.events import EventHub, install_events
 from tessera_gateway.fastlane import install_fast_lane
 from tessera_gateway.openapi import install_tidy_openapi
-from tessera_gateway.proxy import Gatekeeper
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.resilience import CircuitBreaker, RetryBudget
 from tessera_gateway.routes import catalog_v1, catalog_v2, inference

@@ -27,10 +27,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 from tessera_contracts import v1
 
+from tessera_gateway.access import Access, Gatekeeper
 from tessera_gateway.auth import CATALOG_READ
 from tessera_gateway.errors import TooManyEventClients, UpstreamUnavailable
 from tessera_gateway.operations import API_KEY, BEARER
-from tessera_gateway.proxy import Access, Gatekeeper
 from tessera_gateway.settings import Settings
 
 logger = logging.getLogger("tessera_gateway.events")

@@ -20,7 +20,8 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
 from tessera_stack.web import problem_responses
 
-from tessera_gateway.proxy import Access, Gatekeeper, Proxy
+from tessera_gateway.access import Access, Gatekeeper
+from tessera_gateway.proxy import Proxy
 from tessera_gateway.upstreams import Upstream
 
 F = TypeVar("F", bound=Callable[..., Any])

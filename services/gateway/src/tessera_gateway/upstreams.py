@@ -136,6 +136,9 @@ class Upstream:
             UpstreamTimeout: no answer within the deadline (all attempts included).
             BadGateway: the exchange broke, or the upstream answered another 5xx.
         """
+        if self.breaker.state is BreakerState.OPEN:
+            # Fail fast without queueing behind requests that will fail too.
+            raise self._circuit_open()
         await self._acquire_slot()
         try:
             reply = await self._send(method, target, headers, body, retryable=retryable)
@@ -147,6 +150,14 @@ class Upstream:
         else:
             reply.release = self._slots.release
         return reply
+
+    def _circuit_open(self) -> UpstreamUnavailable:
+        retry_after = max(1, round(self.breaker.retry_after_s()))
+        return UpstreamUnavailable(
+            f"{self.name} is failing; requests to it are refused for now",
+            upstream=self.name,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     async def _acquire_slot(self) -> None:
         if not self._slots.locked():
@@ -172,12 +183,7 @@ class Upstream:
         attempt = 1
         while True:
             if not self.breaker.allow():
-                retry_after = max(1, round(self.breaker.retry_after_s()))
-                raise UpstreamUnavailable(
-                    f"{self.name} is failing; requests to it are refused for now",
-                    upstream=self.name,
-                    headers={"Retry-After": str(retry_after)},
-                )
+                raise self._circuit_open()
             failure, repeat_when = await self._attempt(method, target, headers, body, deadline)
             if isinstance(failure, Reply):
                 return failure

@@ -1,0 +1,73 @@
+"""Who may call an operation: API key authentication, scopes and rate limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import Scope
+
+from tessera_gateway.auth import InvalidKey, KeyStore, Principal, presented_key
+from tessera_gateway.errors import Forbidden, RateLimited, Unauthorized
+from tessera_gateway.ratelimit import Policy, RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What an operation needs: a scope, and whether anonymous callers may use it."""
+
+    scope: str
+    anonymous: bool = False
+
+
+class Gatekeeper:
+    """Authentication and rate limiting, shared by proxied and gateway-own routes."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        limiter: RateLimiter,
+        *,
+        anonymous_reads: bool,
+        key_policy: Policy,
+        anonymous_policy: Policy,
+    ) -> None:
+        self.keys = keys
+        self.limiter = limiter
+        self.anonymous_reads = anonymous_reads
+        self.key_policy = key_policy
+        self.anonymous_policy = anonymous_policy
+
+    def admit(self, scope: Scope, access: Access) -> list[tuple[bytes, bytes]]:
+        """Authorize and rate limit one request; return the RateLimit headers to send.
+
+        Raises:
+            Unauthorized: no usable key (where one is needed) or an invalid one.
+            Forbidden: the key lacks the operation's scope.
+            RateLimited: the caller's bucket is empty.
+        """
+        principal = self.principal(scope, access)
+        policy = self.anonymous_policy if principal.anonymous else self.key_policy
+        decision = self.limiter.take(principal.rate_limit_key, policy)
+        headers = decision.headers()
+        if not decision.allowed:
+            raise RateLimited(
+                f"rate limit of {policy.burst} requests per {policy.window_s} s exceeded",
+                headers={name.decode(): value.decode() for name, value in headers},
+            )
+        return headers
+
+    def principal(self, scope: Scope, access: Access) -> Principal:
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        try:
+            key = presented_key(scope["headers"])
+            if key is None:
+                if access.anonymous and self.anonymous_reads:
+                    return Principal(key_id=None, scopes=frozenset(), client=address)
+                raise Unauthorized("an API key is required: `Authorization: Bearer <key>`")
+            entry = self.keys.verify(key)
+        except InvalidKey as error:
+            raise Unauthorized(str(error)) from None
+        if access.scope not in entry.scopes:
+            raise Forbidden(f"the API key {entry.key_id!r} lacks the scope {access.scope!r}")
+        return Principal(key_id=entry.key_id, scopes=entry.scopes, client=address)
