@@ -125,6 +125,9 @@ def create_service_app(
         docs_url=None,
         redoc_url=None,
         lifespan=_service_lifespan(lifespan),
+        # Metrics and trace context are ours (Prometheus, traceparent); FastAPI's
+        # own OpenTelemetry hooks would only add per-request work (~10 us).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics_registry = registry
     app.state.draining = False
