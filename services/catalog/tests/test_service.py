@@ -36,7 +36,7 @@ class TestReadiness:
     async def test_unmigrated_database_is_not_ready(
         self, serve: Serve, settings: Settings, postgres_dsn: str
     ) -> None:
-        # A second, empty database: as before the migration Job has run.
+        # A second, empty database: as before the migrations have run.
         name = f"unmigrated_{uuid.uuid4().hex[:12]}"
         empty = await create_database(postgres_dsn, name)
         try:

@@ -76,7 +76,7 @@ async def _postgres_ready(request: Request) -> None:
 
 
 async def _schema_ready(request: Request) -> None:
-    # Until the migration Job has run, this version's queries would fail: not ready.
+    # Until the migrations have run, this version's queries would fail: not ready.
     pool: Pool = request.state.pool
     newest = load_migrations()[-1].name
     async with pool.acquire() as conn:

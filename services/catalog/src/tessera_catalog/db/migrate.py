@@ -1,7 +1,7 @@
 """Apply the catalog's plain-SQL migrations in order, once each.
 
-Used by `tessera up`, `tessera migrate` and the Kubernetes migration Job. Each file
-`NNNN_name.sql` runs in its own transaction together with the row that records it,
+Used by `tessera up`, `tessera migrate` and, in Kubernetes, the catalog pods'
+`migrate` init container. Each file `NNNN_name.sql` runs in its own transaction together with the row that records it,
 so a failed migration leaves neither a half-applied schema nor a false record.
 """
 
