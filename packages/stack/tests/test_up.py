@@ -97,6 +97,22 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
                 await client.get(f"http://127.0.0.1:{ports['gateway']}/docs")
             ).status_code == 200
 
+            # The local API key is printed, kept in the data dir, and accepted.
+            key = (data_dir / "api-key").read_text().strip()
+            assert f"API key    {key}" in out.text
+            products = f"http://127.0.0.1:{ports['gateway']}/v1/products?limit=1"
+            accepted = await client.get(products, headers={"Authorization": f"Bearer {key}"})
+            assert accepted.status_code == 200, accepted.text
+            wrong = await client.get(products, headers={"Authorization": f"Bearer {key}x"})
+            assert wrong.status_code == 401
+
+        # One JSON access line per request, from the service, not uvicorn's own.
+        deadline = time.monotonic() + 10
+        while '"route": "/v1/products"' not in out.text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert '"logger": "tessera.access"' in out.text
+        assert "uvicorn.access" not in out.text
+
         # The demo data is in the database the catalog was given.
         match = re.search(r"postgres: embedded at (postgresql://\S+)/postgres", out.text)
         assert match is not None

@@ -95,6 +95,8 @@ def uvicorn_command(name: str, host: str, port: int) -> list[str]:
         sys.executable, "-m", "uvicorn", f"tessera_{name}.app:create_app", "--factory",
         "--host", host, "--port", str(port),
         "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S),
+        # The services log one JSON access line each (logger tessera.access).
+        "--no-access-log",
     ]  # fmt: skip
 
 
