@@ -100,6 +100,7 @@ class TestServiceEndpoints:
             ready = await gateway.get("/readyz")
 
         assert live.status_code == 200
+        assert live.json()["service"] == "gateway"
         # Upstreams are not readiness dependencies: their outages are the breakers' job.
         assert ready.status_code == 200
 

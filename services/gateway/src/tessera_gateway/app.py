@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description=DESCRIPTION,
         openapi_tags=TAGS,
+        service="gateway",
     )
     metrics = UpstreamMetrics(app.state.metrics_registry)
     catalog = _upstream(
