@@ -99,16 +99,19 @@ def infrastructure() -> Iterator[Infra]:
             yield Infra(database_url=database_url, nats_url=nats.url)
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+def wait_until_answering(
+    url: str, process: subprocess.Popen[bytes], *, ready_status: int = 200, timeout_s: float = 30.0
+) -> None:
+    """Poll `url` until it answers `ready_status`; fail fast if `process` exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"{base_url} exited with {process.returncode} before it was ready")
+            raise BenchError(f"{url}: server exited with {process.returncode} before it answered")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=1.0).status_code == ready_status:
                 return
         time.sleep(0.1)
-    raise BenchError(f"{base_url} was not ready within {timeout_s} s")
+    raise BenchError(f"{url} did not answer {ready_status} within {timeout_s} s")
 
 
 @contextlib.contextmanager
@@ -116,9 +119,6 @@ def uvicorn_service(
     factory: str,
     env: Mapping[str, str],
     port: int | None = None,
-    *,
-    workers: int = 1,
-    ready_path: str = "/readyz",
 ) -> Iterator[str]:
     """Run `factory` (e.g. `tessera_catalog.app:create_app`) under uvicorn, as in production."""
     port = port or free_port()
@@ -127,7 +127,6 @@ def uvicorn_service(
         "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
-        "--workers", str(workers),
     ]  # fmt: skip
     process_env = {**os.environ, **env}
     # Keep the service's JSON logs out of the benchmark's own output.
@@ -136,10 +135,7 @@ def uvicorn_service(
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        if ready_path == "/readyz":
-            wait_ready(base_url, process)
-        else:
-            _wait_path(base_url + ready_path, process)
+        wait_until_answering(f"{base_url}/readyz", process)
         yield base_url
     finally:
         process.terminate()
@@ -148,18 +144,6 @@ def uvicorn_service(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_path(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{url} exited with {process.returncode} before it was ready")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        time.sleep(0.1)
-    raise BenchError(f"{url} did not answer within {timeout_s} s")
 
 
 @contextlib.contextmanager
@@ -205,7 +189,8 @@ def nginx_proxy(upstream_base_url: str, port: int | None = None) -> Iterator[str
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_path(base_url + "/healthz", process)
+            # The upstream's liveness through the proxy: nginx and upstream both answer.
+            wait_until_answering(f"{base_url}/healthz", process)
             yield base_url
         finally:
             process.terminate()
