@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Final
 
 from tessera_contracts import v1, v2
+from tessera_contracts.conversions import CENT
 from tessera_contracts.problem import FieldError
 
 from tessera_catalog.db.inventory import InventoryRecord
@@ -18,7 +19,6 @@ from tessera_catalog.db.products import NewProduct, ProductRecord
 from tessera_catalog.db.reviews import NewReview, ReviewRecord, ReviewSummary
 from tessera_catalog.errors import InvalidValue
 
-CENT: Final = Decimal("0.01")
 MAX_PRICE: Final = Decimal("999999999999.99")
 """Largest price `numeric(14, 2)` holds: v2's amount pattern allows 12 integer digits."""
 MAX_COUNT: Final = 2**31 - 1
