@@ -85,30 +85,33 @@ ENV PATH=/app/.venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 
-# Exec-form CMDs: uvicorn is PID 1 and receives SIGTERM itself, finishes in-flight
-# requests for up to --timeout-graceful-shutdown seconds, then runs the lifespan
-# shutdown. Kubernetes' terminationGracePeriodSeconds must cover the preStop
-# sleep plus this (deploy/tests checks it). Access logs come from the services'
-# own middleware (JSON, with request ids), so uvicorn's are off.
+# Exec-form CMDs: `python -m tessera_<name>` is PID 1 and receives SIGTERM itself;
+# it runs uvicorn with the service's header limits and timeouts (its settings,
+# docs/operations.md), finishes in-flight requests for up to
+# <NAME>_GRACEFUL_SHUTDOWN_S seconds, then runs the lifespan shutdown. Kubernetes'
+# terminationGracePeriodSeconds must cover the preStop sleep plus this
+# (deploy/tests checks it). Access logs come from the services' own middleware
+# (JSON, with request ids), so uvicorn's are off.
 FROM runtime AS gateway
 COPY --from=gateway-venv /app/.venv /app/.venv
 EXPOSE 8000
 # The ingress controller keeps idle upstream connections for 60 s; a server that
 # closed them sooner would race its reuse and turn requests into 502s.
-CMD ["uvicorn", "tessera_gateway.app:create_app", "--factory", \
-     "--host", "0.0.0.0", "--port", "8000", \
-     "--no-access-log", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]
+ENV GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_GRACEFUL_SHUTDOWN_S=20 \
+    GATEWAY_KEEP_ALIVE_TIMEOUT_S=75
+CMD ["python", "-m", "tessera_gateway"]
 
 FROM runtime AS catalog
 COPY --from=catalog-venv /app/.venv /app/.venv
 EXPOSE 8001
-CMD ["uvicorn", "tessera_catalog.app:create_app", "--factory", \
-     "--host", "0.0.0.0", "--port", "8001", \
-     "--no-access-log", "--timeout-graceful-shutdown", "20"]
+ENV CATALOG_HOST=0.0.0.0 \
+    CATALOG_GRACEFUL_SHUTDOWN_S=20
+CMD ["python", "-m", "tessera_catalog"]
 
 FROM runtime AS inference
 COPY --from=inference-venv /app/.venv /app/.venv
 EXPOSE 8002
-CMD ["uvicorn", "tessera_inference.app:create_app", "--factory", \
-     "--host", "0.0.0.0", "--port", "8002", \
-     "--no-access-log", "--timeout-graceful-shutdown", "20"]
+ENV INFERENCE_HOST=0.0.0.0 \
+    INFERENCE_GRACEFUL_SHUTDOWN_S=20
+CMD ["python", "-m", "tessera_inference"]

@@ -31,6 +31,14 @@ class BenchError(RuntimeError):
     """A scenario could not run (a missing tool, a server that did not start)."""
 
 
+class ScenarioFailed(BenchError):
+    """A scenario ran but what it checks did not hold; `section` is its report all the same."""
+
+    def __init__(self, message: str, section: str) -> None:
+        super().__init__(message)
+        self.section = section
+
+
 @dataclass(frozen=True)
 class Infra:
     database_url: str
@@ -114,20 +122,34 @@ def wait_until_answering(
     raise BenchError(f"{url} did not answer {ready_status} within {timeout_s} s")
 
 
+_SERVICE_FACTORY = re.compile(r"(?P<module>tessera_(gateway|catalog|inference))\.app:create_app")
+
+
 @contextlib.contextmanager
 def uvicorn_service(
     factory: str,
     env: Mapping[str, str],
     port: int | None = None,
 ) -> Iterator[str]:
-    """Run `factory` (e.g. `tessera_catalog.app:create_app`) under uvicorn, as in production."""
+    """Serve `factory` (e.g. `tessera_catalog.app:create_app`) on a free port for the block.
+
+    A service's factory runs as in production, `python -m tessera_<name>` (uvicorn
+    under the service's header limits and timeouts); any other (a baseline app) under
+    plain uvicorn with uvloop and httptools.
+    """
     port = port or free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", factory, "--factory",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    service = _SERVICE_FACTORY.fullmatch(factory)
+    if service is not None:
+        command = [
+            sys.executable, "-m", service["module"], "--host", "127.0.0.1", "--port", str(port)
+        ]  # fmt: skip
+    else:
+        command = [
+            sys.executable, "-m", "uvicorn", factory, "--factory",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
     process_env = {**os.environ, **env}
     # Keep the service's JSON logs out of the benchmark's own output.
     process = subprocess.Popen(

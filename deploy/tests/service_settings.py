@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
-from pydantic import AliasChoices
+from pydantic import AliasChoices, TypeAdapter
 from pydantic_settings import BaseSettings
 
 
@@ -46,3 +47,14 @@ def load_settings(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return cls(_env_file=None)
+
+
+def setting_value(cls: type[BaseSettings], field_name: str, env: Mapping[str, str]) -> Any:
+    """The value field `field_name` of `cls` gets from `env`, or its default."""
+    keys = {name for name, field in env_names(cls).items() if field == field_name}
+    raw = next((value for key, value in env.items() if key.lower() in keys), None)
+    field = cls.model_fields[field_name]
+    if raw is None:
+        return field.get_default(call_default_factory=True)
+    assert field.annotation is not None
+    return TypeAdapter(field.annotation).validate_python(raw)

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from deploy.tests.dockerfile import Dockerfile, Instruction, uvicorn_options
+from deploy.tests.dockerfile import Dockerfile, Instruction
 from deploy.tests.manifests import REPO_ROOT, SERVICE_PORTS, SERVICES
+from deploy.tests.service_settings import env_names, setting_value, settings_class
 
 DOCKERFILE = Dockerfile.read(REPO_ROOT / "Dockerfile")
 VENV = "/app/.venv"
@@ -124,34 +125,38 @@ class TestRuntime:
         assert re.search(rf"groupadd\b.*--gid {gid}\b", runs)
 
     @pytest.mark.parametrize("service", SERVICES)
-    def test_serves_the_service_with_uvicorn_on_its_port(self, service: str) -> None:
+    def test_runs_the_service_module_on_all_interfaces_and_its_port(self, service: str) -> None:
         cmd = DOCKERFILE.last(service, "CMD")
         expose = DOCKERFILE.last(service, "EXPOSE")
         assert cmd is not None
         assert expose is not None
-        # Exec form: uvicorn is PID 1 and gets SIGTERM itself (a shell would swallow it).
-        command = cmd.exec_form()
-        assert command is not None
-        app, options = uvicorn_options(command)
+        settings = settings_class(service)
+        env = DOCKERFILE.environment(service)
 
-        assert app == f"tessera_{service}.app:create_app"
-        assert "--factory" in options
-        assert options["--host"] == "0.0.0.0"
-        assert options["--port"] == str(SERVICE_PORTS[service])
-        assert expose.operands == [f"{SERVICE_PORTS[service]}"]
-        assert "--no-access-log" in options
-        assert int(options["--timeout-graceful-shutdown"] or 0) > 0
+        # Exec form: the service is PID 1 and gets SIGTERM itself (a shell would swallow
+        # it); `python -m` runs uvicorn with the service's header limits and timeouts.
+        assert cmd.exec_form() == ["python", "-m", f"tessera_{service}"]
         assert DOCKERFILE.last(service, "ENTRYPOINT") is None
+        assert setting_value(settings, "host", env) == "0.0.0.0"
+        assert setting_value(settings, "port", env) == SERVICE_PORTS[service]
+        assert expose.operands == [f"{SERVICE_PORTS[service]}"]
+        assert setting_value(settings, "graceful_shutdown_s", env) > 0
 
     @pytest.mark.parametrize("service", SERVICES)
-    def test_app_factory_the_command_names_exists(self, service: str) -> None:
-        cmd = DOCKERFILE.last(service, "CMD")
-        assert cmd is not None
-        command = cmd.exec_form()
-        assert command is not None
-        module_name, _, attribute = uvicorn_options(command)[0].partition(":")
+    def test_image_environment_names_only_settings_of_the_service(self, service: str) -> None:
+        known = env_names(settings_class(service))
+        prefix = f"{service.upper()}_"
+        env = DOCKERFILE.environment(service)
 
-        assert callable(getattr(importlib.import_module(module_name), attribute))
+        # A typo would be silently ignored by the service (extra="ignore").
+        assert [k for k in env if k.startswith(prefix)]
+        assert [k for k in env if k.startswith(prefix) and k.lower() not in known] == []
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_the_command_runs_a_module_with_a_main(self, service: str) -> None:
+        module = importlib.import_module(f"tessera_{service}.__main__")
+
+        assert callable(module.main)
 
 
 def _lock() -> dict[str, Any]:

@@ -52,6 +52,24 @@ def wait_gone() -> Callable[[str, float], list[str]]:
     return wait_until_gone
 
 
+_TIME_WAIT = "06"  # the state column of /proc/net/tcp
+
+
+def sockets_in_time_wait(port: int) -> int:
+    """How many TCP sockets bound to 127.0.0.1:`port` are in TIME_WAIT.
+
+    Those are left by connections a server on that port closed first.
+    """
+    local = f"0100007F:{port:04X}"
+    rows = [row.split() for row in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(1 for row in rows if row[1] == local and row[3] == _TIME_WAIT)
+
+
+@pytest.fixture
+def time_waits() -> Callable[[int], int]:
+    return sockets_in_time_wait
+
+
 @pytest.fixture
 def reachable_tmp() -> Iterator[Path]:
     """A temporary directory `nobody` can reach (pytest's own tmp_path is private: 0700).

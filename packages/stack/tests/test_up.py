@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,7 @@ import httpx
 from tessera_stack.process import free_port
 
 READY_LINE = "Press Ctrl-C to stop."
+SERVICES = ("gateway", "catalog", "inference")
 
 
 class Output:
@@ -54,15 +56,56 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
 
 
+def _free_ports() -> dict[str, int]:
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < 3:
+        ports = {name: free_port() for name in SERVICES}
+    return ports
+
+
+def service_pids(parent: int) -> dict[str, int]:
+    """The live service processes `tessera up` (pid `parent`) runs, by service name."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        state, ppid = fields[0], int(fields[1])
+        for name in SERVICES:
+            if ppid == parent and state != "Z" and f"tessera_{name}" in cmdline:
+                found[name] = int(proc.name)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def wait_exited(pids: Iterable[int], timeout_s: float) -> list[int]:
+    """Poll until none of `pids` is alive; return those still alive after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    left = [pid for pid in pids if _alive(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [pid for pid in left if _alive(pid)]
+    return left
+
+
 async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
     reachable_tmp: Path,
     find_processes: Callable[[str], list[str]],
     wait_gone: Callable[[str, float], list[str]],
 ) -> None:
     data_dir = reachable_tmp / "data"
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < 3:
-        ports = {name: free_port() for name in ("gateway", "catalog", "inference")}
+    ports = _free_ports()
     up = subprocess.Popen(
         _up_command(data_dir, ports),
         env=_env(),
@@ -80,7 +123,8 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         assert READY_LINE in out.lines, f"not up:\n{out.text}\n{err.text}"
 
         # Status lines name where each server is and where its data lives.
-        assert re.search(r"^postgres: embedded at postgresql://tessera@127\.0\.0\.1:\d+/postgres \(data .*data/postgres\)$", out.text, re.M)  # fmt: skip
+        # The database URL printed is the catalog's: the data is in database `tessera`.
+        assert re.search(r"^postgres: embedded at postgresql://tessera@127\.0\.0\.1:\d+/tessera \(data .*data/postgres\)$", out.text, re.M)  # fmt: skip
         assert re.search(r"^nats: embedded at nats://127\.0\.0\.1:\d+ \(store .*data/nats\)$", out.text, re.M)  # fmt: skip
         assert "migrations: applied " in out.text
         assert re.search(r"^demo data: loaded \d+ rows$", out.text, re.M)
@@ -113,10 +157,10 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         assert '"logger": "tessera.access"' in out.text
         assert "uvicorn.access" not in out.text
 
-        # The demo data is in the database the catalog was given.
-        match = re.search(r"postgres: embedded at (postgresql://\S+)/postgres", out.text)
+        # The demo data is in the database at the URL printed.
+        match = re.search(r"postgres: embedded at (postgresql://\S+)", out.text)
         assert match is not None
-        connection = await asyncpg.connect(f"{match.group(1)}/tessera")
+        connection = await asyncpg.connect(match.group(1))
         try:
             assert await connection.fetchval("SELECT count(*) FROM products") > 0
         finally:
@@ -136,7 +180,8 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         assert up.poll() is None
 
         assert find_processes(str(data_dir / "postgres"))
-        assert find_processes(f"--port {ports['catalog']}")
+        services = service_pids(up.pid)
+        assert sorted(services) == sorted(ports)
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
         out.join()
@@ -151,5 +196,144 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         up.stderr.close()
 
     assert wait_gone(str(data_dir), 1.0) == []
-    for port in ports.values():
-        assert wait_gone(f"--port {port}", 1.0) == []
+    assert wait_exited(services.values(), 1.0) == []
+
+
+# A restart waits 1 s (the first delay), then the service has --ready-timeout (60 s).
+RESTARTED_WITHIN_S = 1 + 60
+
+
+@contextlib.contextmanager
+def running_up(
+    data_dir: Path, ports: dict[str, int]
+) -> Iterator[tuple[subprocess.Popen[str], Output]]:
+    """`tessera up` until it printed READY_LINE; killed at the end if it is still running."""
+    up = subprocess.Popen(
+        _up_command(data_dir, ports),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert up.stdout is not None
+    out = Output(up.stdout)
+    try:
+        wait_for_line(up, out, re.escape(READY_LINE), 120)
+        yield up, out
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        out.join()
+        up.stdout.close()
+
+
+def wait_for_line(up: subprocess.Popen[str], out: Output, pattern: str, timeout_s: float) -> str:
+    """The first line of `up`'s output that matches `pattern` whole, waiting for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = next((line for line in list(out.lines) if re.fullmatch(pattern, line)), None)
+        if found is not None:
+            return found
+        assert up.poll() is None, f"tessera up exited with {up.returncode}:\n{out.text}"
+        assert time.monotonic() < deadline, f"no line {pattern!r} within {timeout_s} s:\n{out.text}"
+        time.sleep(0.05)
+
+
+class Poller:
+    """Requests each URL in turn from a thread, until the block ends; keeps every answer."""
+
+    def __init__(self, urls: dict[str, str], headers: dict[str, str]) -> None:
+        self.answers: dict[str, list[httpx.Response | str]] = {name: [] for name in urls}
+        self._urls = urls
+        self._headers = headers
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def statuses(self, name: str) -> set[int | str]:
+        return {a.status_code if isinstance(a, httpx.Response) else a for a in self.answers[name]}
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10.0, headers=self._headers) as client:
+            while not self._stop.wait(0.05):
+                for name, url in self._urls.items():
+                    try:
+                        self.answers[name].append(client.get(url))
+                    except httpx.HTTPError as e:
+                        self.answers[name].append(type(e).__name__)
+
+
+def test_a_service_that_dies_is_restarted_alone_while_the_others_keep_serving(
+    reachable_tmp: Path,
+    wait_gone: Callable[[str, float], list[str]],
+    time_waits: Callable[[int], int],
+) -> None:
+    data_dir = reachable_tmp / "data"
+    ports = _free_ports()
+    gateway, catalog, inference = (f"http://127.0.0.1:{ports[name]}" for name in SERVICES)
+    with running_up(data_dir, ports) as (up, out):
+        auth = {"Authorization": f"Bearer {(data_dir / 'api-key').read_text().strip()}"}
+        with httpx.Client(timeout=10.0, headers=auth) as client:
+            listed = client.get(f"{gateway}/v1/products?limit=1")
+            product = listed.json()["items"][0]["id"]
+        first = service_pids(up.pid)
+
+        # kill -9 of inference: only it is restarted; products are served meanwhile,
+        # enriched ones without their prediction.
+        urls = {
+            "products": f"{gateway}/v1/products?limit=1",
+            "enriched": f"{gateway}/v1/products/{product}/enriched",
+            "catalog": f"{catalog}/readyz",
+        }
+        with Poller(urls, auth) as during_inference:
+            os.kill(first["inference"], signal.SIGKILL)
+            wait_for_line(up, out, r"inference is ready again after \d+\.\d s \(restart 1\)", RESTARTED_WITHIN_S)  # fmt: skip
+        assert "inference exited with status -9; restarting in 1 s (restart 1)" in out.lines
+        assert during_inference.statuses("products") == {200}
+        assert during_inference.statuses("catalog") == {200}
+        assert during_inference.statuses("enriched") == {200}
+        enriched = during_inference.answers["enriched"]
+        degraded = [a.json()["degraded"] for a in enriched if isinstance(a, httpx.Response)]
+        assert ["prediction"] in degraded
+        assert httpx.get(f"{inference}/readyz").status_code == 200
+        second = service_pids(up.pid)
+        assert second["inference"] != first["inference"]
+        assert (second["gateway"], second["catalog"]) == (first["gateway"], first["catalog"])
+
+        # SIGTERM to the catalog likewise: the gateway and inference go on.
+        with Poller(
+            {"gateway": f"{gateway}/healthz", "inference": f"{inference}/readyz"}, {}
+        ) as during_catalog:
+            os.kill(first["catalog"], signal.SIGTERM)
+            wait_for_line(up, out, r"catalog is ready again after \d+\.\d s \(restart 1\)", RESTARTED_WITHIN_S)  # fmt: skip
+        # uvicorn ends with the signal it finished on, after its graceful shutdown.
+        wait_for_line(up, out, r"catalog exited with status (0|-15); restarting in 1 s \(restart 1\)", 0)  # fmt: skip
+        assert during_catalog.statuses("gateway") == {200}
+        assert during_catalog.statuses("inference") == {200}
+        third = service_pids(up.pid)
+        assert third["catalog"] != first["catalog"]
+        assert (third["gateway"], third["inference"]) == (first["gateway"], second["inference"])
+        assert httpx.get(f"{catalog}/readyz").status_code == 200
+
+        # Ctrl-C still stops everything, restarted services included.
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        out.join()
+        assert out.lines[-1] == "stopped"
+    assert wait_gone(str(data_dir), 1.0) == []
+    assert wait_exited({*first.values(), *third.values()}, 1.0) == []
+
+    # The catalog closed the gateway's connections first, so its port has sockets in
+    # TIME_WAIT for a minute: `tessera up` starts again at once all the same.
+    assert time_waits(ports["catalog"]) >= 1
+    with running_up(data_dir, ports) as (again, _):
+        again.send_signal(signal.SIGINT)
+        assert again.wait(timeout=60) == 0

@@ -18,6 +18,7 @@ import asyncpg
 
 from tessera_stack.local.console import say, warn
 from tessera_stack.local.runner import UpOptions, up
+from tessera_stack.local.supervisor import RestartPolicy
 from tessera_stack.postgres import redact
 from tessera_stack.process import run_sync
 
@@ -55,6 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long each service may take to become ready (default: 60)",
     )
+    defaults = RestartPolicy()
+    restarts = run.add_argument_group(
+        "restarts",
+        "Once everything is ready, a service that exits is restarted on its own (only that "
+        "one), after a delay that doubles while it keeps exiting. During the first start-up "
+        "a failing service stops everything instead.",
+    )
+    restarts.add_argument(
+        "--restart-delay",
+        type=float,
+        default=defaults.first_delay_s,
+        metavar="SECONDS",
+        help=f"wait before the first restart (default: {defaults.first_delay_s:g})",
+    )
+    restarts.add_argument(
+        "--restart-delay-max",
+        type=float,
+        default=defaults.max_delay_s,
+        metavar="SECONDS",
+        help=f"the doubling stops at this delay (default: {defaults.max_delay_s:g})",
+    )
+    restarts.add_argument(
+        "--restart-reset-after",
+        type=float,
+        default=defaults.reset_after_s,
+        metavar="SECONDS",
+        help=(
+            "a service ready this long is back to the first delay "
+            f"(default: {defaults.reset_after_s:g})"
+        ),
+    )
 
     for name, help_text in (
         ("migrate", "apply the catalog's pending migrations"),
@@ -82,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ready_timeout_s=args.ready_timeout,
                 database_url=os.environ.get("DATABASE_URL") or None,
                 nats_url=os.environ.get("NATS_URL") or None,
+                restart=RestartPolicy(
+                    first_delay_s=args.restart_delay,
+                    max_delay_s=args.restart_delay_max,
+                    reset_after_s=args.restart_reset_after,
+                    ready_timeout_s=args.ready_timeout,
+                ),
             )
         )
     database_url = args.database_url or next(

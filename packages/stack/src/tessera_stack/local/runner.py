@@ -1,5 +1,9 @@
 """`tessera up`: PostgreSQL, NATS, migrations and demo data, then the three services.
 
+Once all three are ready, a service that exits is restarted on its own with a
+growing delay while the others keep serving (`supervisor`); a service that fails
+during the first start-up stops everything instead, with its last log lines.
+
 Order of shutdown is the reverse of start-up: services first (they hold database
 connections and NATS subscriptions), then NATS, then PostgreSQL. Ctrl-C, SIGTERM
 and SIGHUP all lead there. Every child runs in its own process group, so a Ctrl-C
@@ -34,8 +38,8 @@ from tessera_stack.local.services import (
     stop_services,
     uvicorn_command,
     wait_ready,
-    watch,
 )
+from tessera_stack.local.supervisor import RestartPolicy, supervise
 from tessera_stack.nats import EmbeddedNats, resolve_nats
 from tessera_stack.postgres import EmbeddedPostgres, create_database, redact, resolve_postgres
 from tessera_stack.process import ServerError, run_sync
@@ -56,6 +60,7 @@ class UpOptions:
     ready_timeout_s: float
     database_url: str | None
     nats_url: str | None
+    restart: RestartPolicy
 
 
 def _shown(path: Path) -> str:
@@ -143,8 +148,10 @@ def _start_postgres(options: UpOptions, stack: ExitStack) -> str:
     stack.enter_context(server)
     for directory in server.granted:
         say(f"postgres: added o+x (search only) to {directory}: the server runs as nobody")
-    say(f"postgres: embedded at {server.dsn} (data {_shown(server.data_dir)})")
-    return run_sync(create_database(server.dsn, EMBEDDED_DATABASE, exist_ok=True))
+    dsn = run_sync(create_database(server.dsn, EMBEDDED_DATABASE, exist_ok=True))
+    # The URL the catalog is given, so that psql on it finds the data.
+    say(f"postgres: embedded at {dsn} (data {_shown(server.data_dir)})")
+    return dsn
 
 
 def _start_nats(options: UpOptions, stack: ExitStack) -> str:
@@ -207,7 +214,7 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
         f'  try        curl -H "Authorization: Bearer $(cat {_shown(api_key.path)})" {gateway}/v1/products?limit=2'
     )
     say("Press Ctrl-C to stop.")
-    watch(services)
+    supervise(services, options.restart)
 
 
 def up(options: UpOptions) -> int:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -91,17 +91,28 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
 
 
 def uvicorn_command(name: str, host: str, port: int) -> list[str]:
+    """The command that serves service `name` as in production (`python -m tessera_<name>`).
+
+    That runs uvicorn with the service's header limits and timeouts and without
+    uvicorn's access log (the services log one JSON access line each); flags win
+    over the service's environment variables.
+    """
     return [
-        sys.executable, "-m", "uvicorn", f"tessera_{name}.app:create_app", "--factory",
+        sys.executable, "-m", f"tessera_{name}",
         "--host", host, "--port", str(port),
-        "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S),
-        # The services log one JSON access line each (logger tessera.access).
-        "--no-access-log",
+        "--graceful-shutdown-s", str(GRACEFUL_SHUTDOWN_S),
     ]  # fmt: skip
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Whether a service could not listen on `host:port` because something else does.
+
+    The probe binds as uvicorn does, with SO_REUSEADDR: without it, the sockets a
+    stopped server left in TIME_WAIT (for a minute after it served load) would make
+    the port look busy although the next server binds it without trouble.
+    """
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -140,6 +151,14 @@ class ServiceProcess:
         )
         self._pump = threading.Thread(target=self._forward, name=f"{self.name}-log", daemon=True)
         self._pump.start()
+
+    def restart(self) -> None:
+        """Start it again once it has exited, after its last log lines are out."""
+        previous = self.process
+        assert previous.poll() is not None, f"{self.name} is still running"
+        stop_processes([previous])  # only forgets it: it has exited
+        self.join_logs()
+        self.start()
 
     def last_lines(self, count: int = 20) -> str:
         return "\n".join(list(self._recent)[-count:])
@@ -200,14 +219,3 @@ def wait_ready(services: Sequence[ServiceProcess], timeout_s: float) -> None:
                 )
             if waiting:
                 time.sleep(0.2)
-
-
-def watch(services: Sequence[ServiceProcess], interval_s: float = 0.5) -> NoReturn:
-    """Block until a service exits (then raise); Ctrl-C or SIGTERM interrupts it."""
-    while True:
-        for service in services:
-            code = service.process.poll()
-            if code is not None:
-                service.join_logs()
-                raise service.failure(f"exited with status {code}")
-        time.sleep(interval_s)

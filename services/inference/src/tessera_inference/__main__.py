@@ -1,0 +1,19 @@
+"""`python -m tessera_inference`: serve the inference service.
+
+Settings come from `INFERENCE_*` environment variables and `.env`; a command-line
+flag (`--port 9000`, `--help` lists them) wins over both.
+"""
+
+from tessera_stack.web.server import serve
+
+from tessera_inference.app import create_app
+from tessera_inference.settings import Settings
+
+
+def main() -> None:
+    settings = Settings(_cli_parse_args=True, _cli_prog_name="python -m tessera_inference")
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()
