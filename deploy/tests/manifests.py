@@ -23,6 +23,8 @@ NAMESPACE = "tessera"
 # Fixed by the architecture brief: each service's port, and the module uvicorn runs.
 SERVICE_PORTS: Mapping[str, int] = {"gateway": 8000, "catalog": 8001, "inference": 8002}
 SERVICES = tuple(SERVICE_PORTS)
+# The container port the kubelet probes: /healthz and /readyz from a thread of their own.
+PROBE_PORT_NAME = "probes"
 IMAGE_REPOSITORY = "ghcr.io/tessera/tessera-{service}"
 
 Manifest = dict[str, Any]

@@ -11,8 +11,11 @@ import logging
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi import FastAPI
+from tessera_contracts.problem import Problem
+from tessera_stack.web import ProbeServer
 
 from deploy.tests.manifests import (
     SERVICES,
@@ -59,15 +62,24 @@ def _app(service: str, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
 
 @pytest.mark.usefixtures("isolated_logging")
 @pytest.mark.parametrize("service", SERVICES)
-def test_probe_paths_are_routes_of_the_service(
+def test_probe_paths_are_served_on_the_probe_port_and_the_api_port(
     service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = _app(service, monkeypatch)
     routes = {getattr(route, "path", None) for route in app.routes}
     container = main_container(service_deployment(render("dev"), service))
     probe_paths = {urlsplit(probe["httpGet"]["path"]).path for _, probe in iter_probes(container)}
+    with ProbeServer(app, "127.0.0.1", 0) as probes:
+        answers = {
+            path: httpx.get(f"http://127.0.0.1:{probes.port}{path}", timeout=5)
+            for path in sorted(probe_paths)
+        }
 
     assert probe_paths == {"/healthz", "/readyz"}
+    for path, answer in answers.items():
+        # Served (not a 404): "starting", as the lifespan has not run here.
+        assert answer.status_code == 503, path
+        assert (Problem.model_validate_json(answer.content).detail or "").startswith("starting")
+    # The API port keeps them for people and `tessera up`; Prometheus scrapes it.
     assert probe_paths <= routes
-    # Prometheus scrapes the same port.
     assert "/metrics" in routes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from deploy.tests.manifests import (
     NAMESPACE,
+    PROBE_PORT_NAME,
     Manifest,
     app_name,
     main_container,
@@ -108,6 +109,20 @@ def test_each_pod_reaches_only_its_allowed_targets_by_itself(docs: tuple[Manifes
     expected = {edge for edge in ALLOWED if edge[0] in ours} | _dns_edges(docs)
 
     assert _graph(docs, frozenset({"Egress"})) == expected
+
+
+def test_probe_ports_admit_no_pod_and_nothing_outside(docs: tuple[Manifest, ...]) -> None:
+    # The kubelet probes from the pod's own node, which NetworkPolicies always
+    # admit; nothing else has any business on the probe port.
+    probe_ports = {
+        (app_name(workload), port["containerPort"])
+        for workload in workloads(docs)
+        for port in main_container(workload)["ports"]
+        if port.get("name") == PROBE_PORT_NAME
+    }
+
+    assert {name for name, _ in probe_ports} >= {"gateway", "catalog", "inference"}
+    assert not [edge for edge in _graph(docs) if (edge[1], edge[2]) in probe_ports]
 
 
 def test_every_node_of_the_graph_exists(docs: tuple[Manifest, ...]) -> None:

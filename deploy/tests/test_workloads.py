@@ -7,17 +7,18 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
-from tessera_stack.web import ReadinessCheck
 
-from deploy.tests.dockerfile import Dockerfile, uvicorn_options
+from deploy.tests.dockerfile import Dockerfile
 from deploy.tests.manifests import (
     IMAGE_REPOSITORY,
     OVERLAYS,
+    PROBE_PORT_NAME,
     REPO_ROOT,
     SERVICE_PORTS,
     SERVICES,
     Manifest,
     containers,
+    environment,
     iter_probes,
     main_container,
     named,
@@ -30,6 +31,7 @@ from deploy.tests.manifests import (
     service_deployment,
     workloads,
 )
+from deploy.tests.service_settings import setting_value, settings_class
 
 # After uvicorn stops waiting for open requests, the lifespan shutdown still
 # closes NATS (draining subscriptions) and database pools.
@@ -65,29 +67,36 @@ def _path(probe: dict[str, Any]) -> str:
 
 class TestProbes:
     @pytest.mark.parametrize("service", SERVICES)
-    def test_probes_call_the_health_endpoints_on_the_service_port(
+    def test_probes_call_the_health_endpoints_on_the_probe_port(
         self, docs: tuple[Manifest, ...], service: str
     ) -> None:
         container = main_container(service_deployment(docs, service))
         probes = dict(iter_probes(container))
+        probe_port = resolve_port(container, PROBE_PORT_NAME)
 
         assert _path(probes["startupProbe"]) == "/healthz"
         assert _path(probes["livenessProbe"]) == "/healthz"
         assert _path(probes["readinessProbe"]) == "/readyz"
+        # Not the API port: a saturated event loop or accept queue there would
+        # starve the probes and get a busy pod restarted (issue 9, defect 10).
         for probe in probes.values():
-            assert resolve_port(container, probe["httpGet"]["port"]) == SERVICE_PORTS[service]
-        assert [p["containerPort"] for p in container["ports"]] == [SERVICE_PORTS[service]]
+            assert resolve_port(container, probe["httpGet"]["port"]) == probe_port
+        assert probe_port != SERVICE_PORTS[service]
+        assert [p["containerPort"] for p in container["ports"]] == [
+            SERVICE_PORTS[service],
+            probe_port,
+        ]
 
     @pytest.mark.parametrize("service", SERVICES)
-    def test_readiness_probe_waits_longer_than_a_readiness_check(
+    def test_the_service_listens_for_probes_where_the_probes_go(
         self, docs: tuple[Manifest, ...], service: str
     ) -> None:
-        readiness = main_container(service_deployment(docs, service))["readinessProbe"]
-        check_timeout = ReadinessCheck.__dataclass_fields__["timeout_s"].default
+        container = main_container(service_deployment(docs, service))
+        env = environment(docs, container)
 
-        # Otherwise a slow dependency shows up as a probe timeout, not as the
-        # 503 that names it.
-        assert readiness["timeoutSeconds"] > check_timeout
+        # The field the server reads (ServerSettings.probe_port, with the service's
+        # prefix); test_settings checks that the name is a setting of the service.
+        assert int(env[f"{service.upper()}_PROBE_PORT"]) == resolve_port(container, PROBE_PORT_NAME)
 
     def test_every_serving_container_has_startup_liveness_and_readiness_probes(
         self, docs: tuple[Manifest, ...]
@@ -185,9 +194,9 @@ class TestShutdown:
     ) -> None:
         deployment = service_deployment(docs, service)
         container = main_container(deployment)
-        command = container.get("command") or _image_command(service)
-        _, options = uvicorn_options(command)
-        drain = int(options["--timeout-graceful-shutdown"] or 0)
+        # The image's ENV, then what the pod sets (ConfigMap, Secret, env) wins.
+        env = {**_image_environment(service), **environment(docs, container)}
+        drain = setting_value(settings_class(service), "graceful_shutdown_s", env)
         pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
 
@@ -205,12 +214,8 @@ class TestShutdown:
         assert strategy["rollingUpdate"]["maxUnavailable"] == 0
 
 
-def _image_command(service: str) -> list[str]:
-    cmd = Dockerfile.read(REPO_ROOT / "Dockerfile").last(service, "CMD")
-    assert cmd is not None
-    command = cmd.exec_form()
-    assert command is not None
-    return command
+def _image_environment(service: str) -> dict[str, str]:
+    return Dockerfile.read(REPO_ROOT / "Dockerfile").environment(service)
 
 
 class TestPlacement:

@@ -18,16 +18,27 @@ In a service's ``create_app``::
 * Metrics: add the service's own to ``app.state.metrics_registry``.
 * Shutdown: ``/readyz`` turns 503 when lifespan shutdown begins, or earlier via
   ``begin_draining(app)``.
+* Probes: ``ProbeServer(app, host, port)`` serves ``/healthz`` and ``/readyz`` on a
+  port of their own from a thread, so a saturated event loop cannot starve them
+  (timing: ``create_service_app(probe_timing=ProbeTiming(...))`` or
+  ``set_probe_timing(app, ...)`` before the lifespan starts).
 * Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request;
   run uvicorn with ``--no-access-log`` so requests are not logged twice.
 """
 
 from tessera_stack.web.app import Lifespan, create_service_app
 from tessera_stack.web.context import bind_context, outgoing_headers, request_id
-from tessera_stack.web.health import ReadinessCheck, begin_draining, is_draining
+from tessera_stack.web.health import (
+    ProbeTiming,
+    ReadinessCheck,
+    begin_draining,
+    is_draining,
+    set_probe_timing,
+)
 from tessera_stack.web.logs import configure_logging
 from tessera_stack.web.middleware import ACCESS_LOGGER
 from tessera_stack.web.openapi import PROBLEM_RESPONSES, problem_responses
+from tessera_stack.web.probes import ProbeServer
 from tessera_stack.web.problems import (
     ServiceError,
     install_problem_handlers,
@@ -39,6 +50,8 @@ __all__ = [
     "ACCESS_LOGGER",
     "PROBLEM_RESPONSES",
     "Lifespan",
+    "ProbeServer",
+    "ProbeTiming",
     "ReadinessCheck",
     "ServiceError",
     "begin_draining",
@@ -51,5 +64,6 @@ __all__ = [
     "problem_response",
     "problem_responses",
     "request_id",
+    "set_probe_timing",
     "status_title",
 ]

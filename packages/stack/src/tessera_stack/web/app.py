@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,7 +12,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from tessera_stack.web.docs import install_docs
-from tessera_stack.web.health import ReadinessCheck, begin_draining, install_health
+from tessera_stack.web.health import (
+    ProbeTiming,
+    ReadinessCheck,
+    begin_draining,
+    install_health,
+    publish_probes,
+)
 from tessera_stack.web.metrics import HttpMetrics, metrics_endpoint
 from tessera_stack.web.middleware import RequestContextMiddleware, RouteTemplates
 from tessera_stack.web.openapi import problem_openapi
@@ -69,13 +75,11 @@ def _service_lifespan(
     async def wrapped(app: FastAPI) -> AsyncIterator[Mapping[str, Any] | None]:
         # Reset first, so an app whose lifespan runs again (tests) is ready again.
         app.state.draining = False
-        if lifespan is None:
-            try:
-                yield None
-            finally:
-                begin_draining(app)
-            return
-        async with lifespan(app) as state:
+        async with AsyncExitStack() as stack:
+            state = None if lifespan is None else await stack.enter_async_context(lifespan(app))
+            # The probe port's heartbeat and readiness run on the service's open
+            # resources, and stop before they close.
+            await stack.enter_async_context(publish_probes(app, state or {}))
             try:
                 yield state
             finally:
@@ -94,6 +98,7 @@ def create_service_app(
     description: str = "",
     openapi_tags: list[dict[str, Any]] | None = None,
     service: str | None = None,
+    probe_timing: ProbeTiming | None = None,
 ) -> FastAPI:
     """Create a service's FastAPI app with the shared plumbing installed.
 
@@ -111,6 +116,8 @@ def create_service_app(
         openapi_tags: OpenAPI tag metadata.
         service: the ``service`` of health reports, when the title is not it
             (``title="Tessera API", service="gateway"``).
+        probe_timing: heartbeat, stall and staleness bounds of the probe port
+            (:class:`tessera_stack.web.probes.ProbeServer`); the defaults suit production.
 
     Returns:
         The app; add the service's routers to it.
@@ -132,7 +139,13 @@ def create_service_app(
     app.state.metrics_registry = registry
     app.state.draining = False
     install_problem_handlers(app)
-    install_health(app, service=service or title, version=version, checks=readiness_checks)
+    install_health(
+        app,
+        service=service or title,
+        version=version,
+        checks=readiness_checks,
+        timing=probe_timing,
+    )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_docs(app)
     app._operational_routes = list(app.router.routes)
