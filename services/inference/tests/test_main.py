@@ -52,3 +52,40 @@ def test_module_answers_431_beyond_its_header_limit(tmp_path: Path) -> None:
     assert refused.status_code == 431
     assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert "2048 bytes" in refused.json()["detail"]
+
+
+def test_module_serves_probes_on_the_probe_port_with_its_timing(tmp_path: Path) -> None:
+    probe_port = free_port()
+    env = {
+        "INFERENCE_NATS_ENABLED": "false",
+        "INFERENCE_PROBE_PORT": str(probe_port),
+        "INFERENCE_PROBE_READINESS_STALE_S": "5",
+    }
+    probes = f"http://127.0.0.1:{probe_port}"
+    with running(env, tmp_path / "inference.log"):
+        deadline = time.monotonic() + 10
+        # The first background run of the readiness checks follows startup.
+        while (ready := httpx.get(f"{probes}/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.1)
+        live = httpx.get(f"{probes}/healthz")
+
+    assert live.status_code == 200
+    assert ready.json()["status"] == "ok"
+
+
+def test_module_refuses_a_readiness_staleness_bound_below_its_checks(tmp_path: Path) -> None:
+    env = {
+        "INFERENCE_NATS_ENABLED": "false",
+        "INFERENCE_PROBE_PORT": str(free_port()),
+        "INFERENCE_PROBE_READINESS_STALE_S": "0.5",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tessera_inference", "--port", str(free_port())],
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert b"readiness_stale_s" in result.stderr

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from tessera_stack.web.server import ServerSettings
 
 # The trained models ship inside the package, so a wheel or an image needs nothing else.
 PACKAGED_MODELS = Path(__file__).parent / "models"
@@ -19,8 +20,11 @@ class BatchOverride(BaseModel):
     max_wait_ms: float | None = Field(default=None, ge=0)
 
 
-class Settings(BaseSettings):
+class Settings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="INFERENCE_", env_file=".env", extra="ignore")
+
+    port: int = Field(default=8002, ge=0, le=65535)
+    """Port to listen on."""
 
     model_dir: Path = PACKAGED_MODELS
     """Directory of model directories (`<name>/<version>/model.onnx` + `model.json`)."""
