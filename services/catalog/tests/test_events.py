@@ -214,7 +214,7 @@ class TestNatsOutage:
         assert await pending(db) == len(expected)
 
         async def backlog_shown() -> bool:
-            # The relay refreshes the gauge every round (at most a backoff period apart).
+            # Recounted every outbox_pending_refresh_s, whatever the relay is doing.
             return (
                 f"catalog_outbox_pending {float(len(expected))}"
                 in (await client.get("/metrics")).text

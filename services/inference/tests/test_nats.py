@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -170,6 +171,73 @@ class TestProblems:
         reply = await predict(nc, PREDICT.encode_request(v1.PredictionRequest(features=benign)))
 
         assert PREDICT.decode_reply(reply.data, reply.headers).prediction == 1
+
+
+def _access_lines(out: str) -> list[dict[str, Any]]:
+    """The JSON access lines (logger tessera.access) in captured stdout."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "tessera.access"]
+
+
+class TestAccessLog:
+    async def test_each_nats_request_writes_one_json_line_with_its_request_id(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        serve: Serve,
+        nats_settings: Settings,
+        nc: Client,
+        malignant: list[float],
+    ) -> None:
+        # The app is made inside the test, so its log handler writes to capsys.
+        async with serve(nats_settings) as client:
+            await wait_ready(client)
+            capsys.readouterr()
+            await predict(
+                nc,
+                PREDICT.encode_request(v1.PredictionRequest(features=malignant)),
+                {"X-Request-ID": "trace-me-1", "traceparent": TRACEPARENT},
+            )
+            await predict(nc, b"not json", {"X-Request-ID": "trace-me-2"})
+            lines = _access_lines(capsys.readouterr().out)
+
+        served, refused = (
+            [line for line in lines if line["request_id"] == rid]
+            for rid in ("trace-me-1", "trace-me-2")
+        )
+        assert len(served) == len(refused) == 1
+        assert served[0]["service"] == "inference"
+        assert served[0]["trace_id"] == TRACEPARENT.split("-")[1]
+        assert served[0]["subject"] == PREDICT.name
+        assert served[0]["model"] == "breast-cancer"
+        assert served[0]["model_version"] == "v1.0"
+        assert (served[0]["status"], served[0]["outcome"]) == (200, "ok")
+        assert served[0]["duration_ms"] >= 0
+        assert (refused[0]["status"], refused[0]["outcome"]) == (422, "invalid")
+
+    async def test_a_warning_while_handling_carries_the_request_id(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        serve: Serve,
+        nats_settings: Settings,
+        nc: Client,
+    ) -> None:
+        async with serve(nats_settings) as client:
+            await wait_ready(client)
+            capsys.readouterr()
+            # No reply subject: nothing to answer, so the worker warns and drops it.
+            await nc.publish(PREDICT.name, b"{}", headers={"X-Request-ID": "no-reply-1"})
+            await nc.flush()
+            deadline = time.monotonic() + 5
+            lines: list[dict[str, Any]] = []
+            while not any(line["request_id"] == "no-reply-1" for line in lines):
+                assert time.monotonic() < deadline, "no log line for no-reply-1"
+                await asyncio.sleep(0.02)
+                out = capsys.readouterr().out
+                lines += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+        [warning] = [line for line in lines if line["request_id"] == "no-reply-1"]
+        assert warning["level"] == "WARNING"
+        assert warning["logger"] == "tessera_inference.messaging"
 
 
 @pytest.mark.embedded_nats

@@ -153,7 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         finally:
             # Requests have finished (uvicorn drains before lifespan shutdown).
-            # Events they committed stay in the outbox if the relay stops first.
+            # The relay publishes the events they committed first, while NATS
+            # is open, for at most outbox_shutdown_grace_s.
             await relay.stop()
             await nats.close()
             current_pool.clear()

@@ -34,11 +34,16 @@ class PoolCollector(Collector):
         )
 
 
+PUBLISH_FAILURE_REASONS = ("disconnected", "timeout", "no_stream", "error")
+"""Values of `reason` on catalog_outbox_publish_failures_total."""
+
+
 class CatalogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.outbox_pending = Gauge(
             "catalog_outbox_pending",
-            "Outbox events committed but not yet published to JetStream (the backlog).",
+            "Outbox events committed but not yet published to JetStream (the backlog), "
+            "recounted periodically; keeps its last value while PostgreSQL is unreachable.",
             registry=registry,
         )
         self.outbox_published = Counter(
@@ -48,9 +53,14 @@ class CatalogMetrics:
         )
         self.outbox_publish_failures = Counter(
             "catalog_outbox_publish_failures",
-            "Relay rounds stopped by a NATS failure (the events stay pending).",
+            "Relay attempts that had events to publish and could not (the events stay "
+            "pending), by reason: NATS disconnected, no ack in time, stream missing, "
+            "other NATS error.",
+            ("reason",),
             registry=registry,
         )
+        for reason in PUBLISH_FAILURE_REASONS:
+            self.outbox_publish_failures.labels(reason)
         self.nats_connected = Gauge(
             "catalog_nats_connected", "1 while connected to NATS, else 0.", registry=registry
         )

@@ -1,11 +1,15 @@
 """Catalog settings, read from `CATALOG_*` environment variables."""
 
 from pydantic import Field, PostgresDsn
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from tessera_stack.web.server import ServerSettings
 
 
-class Settings(BaseSettings):
+class Settings(ServerSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore")
+
+    port: int = Field(default=8001, ge=0, le=65535)
+    """Port to listen on."""
 
     database_url: PostgresDsn
     """PostgreSQL the catalog owns (schema, outbox, idempotency keys)."""
@@ -31,8 +35,26 @@ class Settings(BaseSettings):
     """Fallback poll of the outbox relay; LISTEN/NOTIFY normally wakes it at once."""
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
     """Outbox rows the relay publishes per transaction."""
+    outbox_backoff_initial_s: float = Field(default=0.1, gt=0)
+    """First pause of the relay after a failed round (NATS or PostgreSQL down, no
+    ack). It doubles with each further failure up to `outbox_backoff_max_s`, each
+    pause drawn between half and all of its step (jitter), and starts over after
+    a round that works."""
     outbox_backoff_max_s: float = Field(default=5.0, gt=0)
-    """Longest wait between relay attempts while NATS is down (doubling from the poll interval)."""
+    """Cap of the relay's backoff. The backoff ends early when the cause is gone:
+    NATS reconnecting, or the LISTEN connection to PostgreSQL coming back."""
+    outbox_listen_retry_max_s: float = Field(default=1.0, gt=0)
+    """Longest pause between attempts to reopen the relay's LISTEN connection once
+    it is lost (backing off from `outbox_backoff_initial_s`). Reopening it ends
+    the relay's backoff, so this bounds how late the relay resumes after
+    PostgreSQL comes back."""
+    outbox_pending_refresh_s: float = Field(default=1.0, gt=0)
+    """How often `catalog_outbox_pending` is recounted, whatever the relay is doing
+    (also while it backs off or PostgreSQL is unreachable)."""
+    outbox_shutdown_grace_s: float = Field(default=5.0, ge=0)
+    """At shutdown, how long the relay keeps publishing pending events (retrying
+    through a failure) before it stops; what it leaves stays in the outbox for
+    the next relay. It runs after uvicorn's drain, within the pod's grace period."""
     outbox_retention_s: float = Field(default=7 * 24 * 3600, gt=0)
     """Published outbox rows older than this are deleted (the stream keeps the events)."""
     idempotency_ttl_s: float = Field(default=24 * 3600, gt=0)

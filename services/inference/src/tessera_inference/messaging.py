@@ -4,7 +4,9 @@ The service must serve HTTP even when NATS is down, so the connection is made
 in the background: `start()` returns at once, the worker keeps retrying every
 `nats_reconnect_wait_s`, and readiness reports "nats" as down until it is
 subscribed. Every request gets a reply: the prediction, or a problem
-(`Content-Type: application/problem+json`), never silence.
+(`Content-Type: application/problem+json`), never silence. Each request
+served writes one access line (logger `tessera.access`, like HTTP requests)
+carrying the request id and trace id of its headers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -19,6 +22,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 from tessera_contracts import PROBLEM_HEADERS, Problem
 from tessera_contracts.v1.subjects import PREDICT
+from tessera_stack.web import ACCESS_LOGGER
 from tessera_stack.web.context import REQUEST_ID_HEADER, bind_context
 
 from tessera_inference.errors import InferenceError
@@ -37,6 +41,7 @@ class PredictWorker:
         self._connecting: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(settings.nats_max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._access_log = logging.getLogger(ACCESS_LOGGER)
 
     @property
     def ready(self) -> bool:
@@ -100,30 +105,59 @@ class PredictWorker:
             if not msg.reply:
                 logger.warning("predict request without a reply subject dropped")
                 return
+            started = time.perf_counter()
             # The request id goes back, as X-Request-ID does over HTTP, so a
             # caller can quote it when reporting a problem.
             headers = {REQUEST_ID_HEADER: context.request_id}
+            status, model_version = 200, None
             try:
                 request = PREDICT.decode_request(msg.data)
-                body = PREDICT.encode_reply(await self._service.predict_v1(request, "nats"))
+                model_version = request.model_version
+                answer = await self._service.predict_v1(request, "nats")
+                model_version = answer.model_version
+                body = PREDICT.encode_reply(answer)
             except ValidationError as error:
-                body = _problem(headers, Problem.from_validation_error(error))
+                problem = Problem.from_validation_error(error)
+                status, body = problem.status, _problem(headers, problem)
             except InferenceError as error:
-                body = _problem(headers, error.to_problem())
+                problem = error.to_problem()
+                status, body = problem.status, _problem(headers, problem)
             except Exception:
                 logger.exception("predict request failed")
-                body = _problem(
-                    headers,
-                    Problem(
-                        title="Internal Server Error",
-                        status=500,
-                        detail=f"prediction failed; quote request id {context.request_id}",
-                    ),
+                problem = Problem(
+                    title="Internal Server Error",
+                    status=500,
+                    detail=f"prediction failed; quote request id {context.request_id}",
                 )
+                status, body = 500, _problem(headers, problem)
+            replied = True
             try:
                 await self._nc.publish(msg.reply, body, headers=headers)
             except Exception:  # the connection dropped: the requester times out
+                replied = False
                 logger.warning("could not send the predict reply", exc_info=True)
+            self._log(msg.subject, model_version, status, replied, time.perf_counter() - started)
+
+    def _log(
+        self, subject: str, model_version: str | None, status: int, replied: bool, duration: float
+    ) -> None:
+        # The NATS counterpart of the HTTP access line, on the same logger (one
+        # level silences both). The bound context adds request_id and trace_id
+        # from the message headers, so a request can be followed from the
+        # gateway through the catalog to here.
+        if not self._access_log.isEnabledFor(logging.INFO):
+            return
+        extra = {
+            "transport": "nats",
+            "subject": subject,
+            "model": self._settings.default_model,
+            "model_version": model_version,
+            "status": status,
+            "outcome": _outcome(status),
+            "replied": replied,
+            "duration_ms": round(duration * 1000, 3),
+        }
+        self._access_log.info("NATS %s %s", subject, status, extra=extra)
 
     async def stop(self) -> None:
         """Stop taking requests, answer those in flight, close the connection."""
@@ -147,6 +181,13 @@ class PredictWorker:
 def _problem(headers: dict[str, str], problem: Problem) -> bytes:
     headers.update(PROBLEM_HEADERS)
     return PREDICT.encode_problem(problem)
+
+
+def _outcome(status: int) -> str:
+    """The `outcome` label of inference_requests_total for a reply status."""
+    if status < 400:
+        return "ok"
+    return "invalid" if status < 500 else "error"
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
