@@ -4,9 +4,13 @@
     uv run python -m bench.run gateway catalog      # some of them
     uv run python -m bench.run --quick inference    # short rounds, for a smoke check
     uv run python -m bench.run --write gateway      # also replace its section in BENCHMARKS.md
+    uv run python -m bench.run --write faults       # ... in docs/reliability.md (its DOCUMENT)
 
 Each scenario is a module `bench/scenarios/<name>.py` with `run(quick: bool) -> str`
-that returns a Markdown section (its own baseline included, measured in the same run).
+that returns a Markdown section (its own baseline included, measured in the same run),
+or raises `ScenarioFailed` with that section (printed and written all the same, exit
+status 1) when what it checks did not hold. A module-level `DOCUMENT` path names
+where `--write` puts it (default BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench import scenarios
-from bench.harness import REPO_ROOT, BenchError, machine_summary
+from bench.harness import REPO_ROOT, BenchError, ScenarioFailed, machine_summary
 
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 
@@ -45,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="short rounds (numbers not for BENCHMARKS.md)"
     )
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--write", action="store_true", help="update BENCHMARKS.md (or the scenario's DOCUMENT)"
+    )
     args = parser.parse_args(argv)
 
     names = args.scenarios or available()
@@ -60,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({'quick' if args.quick else 'full'}) ==", file=sys.stderr, flush=True)
         try:
             section: str = module.run(args.quick)
+        except ScenarioFailed as error:
+            # The report says which checks failed: printed and recorded like any other,
+            # so a document never shows older, better figures than the code earns.
+            print(f"{name}: FAILED: {error}", file=sys.stderr)
+            section = error.section
+            failed = True
         except BenchError as error:
             print(f"{name}: could not run: {error}", file=sys.stderr)
             failed = True
@@ -75,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.quick:
                 print("--write ignored for --quick runs", file=sys.stderr)
             else:
-                document = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else ""
-                BENCHMARKS_MD.write_text(replace_section(document, name, section))
+                # A scenario may keep its figures in a document of its own.
+                target: Path = getattr(module, "DOCUMENT", BENCHMARKS_MD)
+                document = target.read_text() if target.exists() else ""
+                target.write_text(replace_section(document, name, section))
     return 1 if failed else 0
 
 

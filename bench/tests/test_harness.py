@@ -1,8 +1,13 @@
 """The runner's parsing and bookkeeping, which every recorded number goes through."""
 
+import sys
+import types
+from pathlib import Path
+
 import pytest
 
-from bench.harness import BenchError, markdown_table, parse_wrk
+import bench.run
+from bench.harness import BenchError, ScenarioFailed, markdown_table, parse_wrk
 from bench.run import replace_section
 
 WRK_OUTPUT = """\
@@ -69,3 +74,28 @@ def test_markdown_table_has_a_row_per_entry() -> None:
     table = markdown_table(["a", "b"], [[1, 2], [3, 4]])
 
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |", "| 3 | 4 |"]
+
+
+def test_a_failed_scenario_is_reported_written_to_its_document_and_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = tmp_path / "reliability.md"
+    document.write_text(
+        "# Reliability\n\n<!-- bench:fake:begin -->\nold\n<!-- bench:fake:end -->\n"
+    )
+
+    def run(quick: bool) -> str:
+        raise ScenarioFailed("1 invariant(s) failed", "- FAIL: no 500")
+
+    scenario = types.ModuleType("bench.scenarios.fake")
+    scenario.run = run  # type: ignore[attr-defined]
+    scenario.DOCUMENT = document  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bench.scenarios.fake", scenario)
+    monkeypatch.setattr(bench.run, "available", lambda: ["fake"])
+
+    status = bench.run.main(["--write", "fake"])
+
+    assert status == 1
+    text = document.read_text()
+    assert "- FAIL: no 500" in text
+    assert "old" not in text
