@@ -28,6 +28,7 @@ from tessera_gateway.auth import CATALOG_READ, CATALOG_WRITE, INFERENCE_PREDICT,
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings
+from tessera_stack.web.server import ServerSettings, server_config
 
 Json = dict[str, Any]
 # Rows of scikit-learn's breast-cancer data (10 "mean" features).
@@ -42,12 +43,17 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
-    """Run `app` under uvicorn (lifespan included) for the block; yield its base URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
+async def serve(
+    app: ASGIApp, port: int = 0, settings: ServerSettings | None = None
+) -> AsyncIterator[str]:
+    """Run `app` under uvicorn (lifespan included) for the block; yield its base URL.
+
+    It is configured as `python -m tessera_<name>` configures it (the services'
+    protocol with its header limits and timeouts), from `settings` (a service's
+    Settings; default: the ServerSettings defaults), on 127.0.0.1:`port`.
+    """
+    limits = (settings or ServerSettings()).model_copy(update={"host": "127.0.0.1", "port": port})
+    server = uvicorn.Server(server_config(app, limits))
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 15
     while not server.started:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from uuid import uuid4
 
 import httpx
+import pytest
+from pydantic import HttpUrl
 from tessera_contracts import v1, v2
 from tessera_contracts.problem import Problem
 
-from .conftest import Json, Keys, product_body
+from .conftest import Json, Keys, MakeGateway, product_body
 
 
 async def create(gateway: httpx.AsyncClient, keys: Keys, sku: str, **overrides: object) -> Json:
@@ -19,6 +22,51 @@ async def create(gateway: httpx.AsyncClient, keys: Keys, sku: str, **overrides: 
     assert response.status_code == 201, response.text
     created: Json = response.json()
     return created
+
+
+async def raw_exchange(gateway: httpx.AsyncClient, request: bytes) -> bytes:
+    """Send one raw HTTP/1.1 request (with `Connection: close`); the bytes until EOF."""
+    url = httpx.URL(str(gateway.base_url))
+    assert url.port is not None
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+class TestHead:
+    @pytest.mark.parametrize("fast_lane", [True, False], ids=["fast-lane", "fastapi"])
+    async def test_head_is_get_without_the_body(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys, fast_lane: bool
+    ) -> None:
+        async with make_gateway(catalog_url=HttpUrl(catalog_url), fast_lane=fast_lane) as gateway:
+            created = await create(gateway, keys, f"HD-{fast_lane:d}")
+            path = f"/v1/products/{created['id']}"
+            got = await gateway.get(path)
+            head = await gateway.head(path)
+            missing = f"/v2/products/{uuid4()}"
+            missing_get = await gateway.get(missing)
+            missing_head = await gateway.head(missing)
+            wire = await raw_exchange(
+                gateway, f"HEAD {path} HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n".encode()
+            )
+            post_only = await gateway.head("/v1/predict")
+
+        assert (got.status_code, head.status_code) == (200, 200)
+        assert head.content == b""
+        for name in ("content-length", "content-type", "etag", "ratelimit-limit"):
+            assert head.headers[name] == got.headers[name]
+        assert (missing_get.status_code, missing_head.status_code) == (404, 404)
+        assert missing_head.headers["content-length"] == missing_get.headers["content-length"]
+        assert missing_head.content == b""
+        # Nothing follows the header block on the wire.
+        assert wire.startswith(b"HTTP/1.1 200")
+        assert wire.endswith(b"\r\n\r\n")
+        assert wire.count(b"\r\n\r\n") == 1
+        assert post_only.status_code == 405
 
 
 class TestProductsV1:

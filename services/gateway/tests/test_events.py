@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import nats
+import pytest
+from nats.js.api import StorageType, StreamConfig
 from pydantic import HttpUrl
 from tessera_contracts import v1
+from tessera_gateway.app import create_app
+from tessera_gateway.settings import Settings
+from tessera_stack.testing import NatsServer
 
-from .conftest import Json, Keys, MakeGateway, free_port, product_body
+from .conftest import Json, Keys, MakeGateway, free_port, product_body, serve
+
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -27,19 +37,26 @@ class EventStream:
         self.response = response
         self._lines = response.aiter_lines()
 
-    async def next(self, timeout_s: float = 10.0) -> Event:
-        """The next event (comments and keep-alives skipped)."""
+    async def block(self, timeout_s: float = 10.0) -> dict[str, str]:
+        """The fields of the next block that has any (comment-only blocks skipped)."""
         fields: dict[str, str] = {}
         async with asyncio.timeout(timeout_s):
             async for line in self._lines:
                 if line == "":
-                    if "data" in fields:
-                        return Event(int(fields["id"]), fields["event"], json.loads(fields["data"]))
-                    fields.clear()
+                    if fields:
+                        return fields
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")
                     fields[name] = value.removeprefix(" ")
         raise AssertionError("the stream ended")
+
+    async def next(self, timeout_s: float = 10.0) -> Event:
+        """The next event (comments, keep-alives and bare `id` or `retry` blocks skipped)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                fields = await self.block(timeout_s)
+                if "data" in fields:
+                    return Event(int(fields["id"]), fields["event"], json.loads(fields["data"]))
 
 
 @asynccontextmanager
@@ -50,6 +67,31 @@ async def events(
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         yield EventStream(response)
+
+
+async def add_catalog_stream(nats_url: str) -> None:
+    """Stream CATALOG, as the catalog creates it (for tests without a catalog)."""
+    client = await nats.connect(nats_url)
+    try:
+        await client.jetstream().add_stream(
+            StreamConfig(
+                name=v1.CATALOG_STREAM, subjects=[v1.CATALOG_SUBJECTS], storage=StorageType.FILE
+            )
+        )
+    finally:
+        await client.close()
+
+
+async def publish(nats_url: str, n: int) -> int:
+    """Publish one event on stream CATALOG; return its stream sequence."""
+    client = await nats.connect(nats_url)
+    try:
+        ack = await client.jetstream().publish(
+            v1.PRODUCT_CREATED.name, json.dumps({"n": n}).encode()
+        )
+        return ack.seq
+    finally:
+        await client.close()
 
 
 async def create(gateway: httpx.AsyncClient, keys: Keys, sku: str) -> Json:
@@ -120,16 +162,66 @@ class TestEvents:
 
         assert [e.event for e in received] == ["catalog.v1.product.created"] * 5
 
+    async def test_head_answers_the_headers_without_a_stream(
+        self, make_gateway: MakeGateway, nats_url: str, keys: Keys
+    ) -> None:
+        await add_catalog_stream(nats_url)
+        async with make_gateway() as gateway, asyncio.timeout(5):
+            head = await gateway.head("/v1/events")
+            forbidden = await gateway.head("/v1/events", headers=Keys.bearer(keys.predictor))
+
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert head.content == b""
+        assert forbidden.status_code == 403
+
     async def test_needs_the_read_scope(self, gateway: httpx.AsyncClient, keys: Keys) -> None:
         response = await gateway.get("/v1/events", headers=Keys.bearer(keys.predictor))
 
         assert response.status_code == 403
 
-    async def test_bad_last_event_id_is_422(self, gateway: httpx.AsyncClient) -> None:
-        response = await gateway.get("/v1/events", headers={"Last-Event-ID": "yesterday"})
+    @pytest.mark.parametrize(
+        "value",
+        ["yesterday", "-1", "1.5", str(UINT64_MAX + 1), "99999999999999999999999999"],
+    )
+    async def test_an_id_that_cannot_be_a_stream_sequence_is_422(
+        self, make_gateway: MakeGateway, nats_url: str, value: str
+    ) -> None:
+        await add_catalog_stream(nats_url)
+        async with make_gateway() as gateway, asyncio.timeout(5):
+            by_header = await gateway.get("/v1/events", headers={"Last-Event-ID": value})
+            by_query = await gateway.get("/v1/events", params={"after": value})
 
-        assert response.status_code == 422
-        assert response.headers["content-type"] == "application/problem+json"
+        for response in (by_header, by_query):
+            assert response.status_code == 422
+            assert response.headers["content-type"] == "application/problem+json"
+
+    @pytest.mark.parametrize("beyond", [1000, UINT64_MAX])
+    async def test_an_id_beyond_the_stream_resumes_with_the_next_event(
+        self,
+        make_gateway: MakeGateway,
+        nats_url: str,
+        beyond: int,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="tessera_gateway")
+        await add_catalog_stream(nats_url)
+        newest = [await publish(nats_url, n) for n in range(2)][-1]
+        async with (
+            make_gateway() as gateway,
+            events(gateway, headers={"Last-Event-ID": str(beyond)}) as stream,
+        ):
+            # A bare `id` moves the client's Last-Event-ID back onto the stream, so a
+            # reconnect before the next event does not send the bad one again.
+            announced = await stream.block()
+            await asyncio.sleep(1.5)  # the old loop logged a warning every second
+            published = await publish(nats_url, 2)
+            event = await stream.next()
+
+        assert announced == {"id": str(newest)}
+        assert event.id == published == newest + 1
+        assert event.data == {"n": 2}
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
     async def test_without_nats_it_is_503(self, make_gateway: MakeGateway) -> None:
         async with make_gateway(nats_url=f"nats://127.0.0.1:{free_port()}") as gateway:
@@ -148,3 +240,51 @@ class TestEvents:
             response = await gateway.get("/v1/products")
 
         assert response.status_code == 200
+
+
+class TestNatsRestart:
+    @pytest.mark.embedded_nats
+    async def test_streams_resume_soon_after_nats_is_back(
+        self, make_gateway: MakeGateway, nats_server: NatsServer
+    ) -> None:
+        await add_catalog_stream(nats_server.url)
+        # A long fetch timeout: resuming must not wait for it to run out.
+        async with make_gateway(events_ping_s=10) as gateway, events(gateway) as stream:
+            first = await publish(nats_server.url, 1)
+            assert (await stream.next()).id == first
+            await asyncio.to_thread(nats_server.stop)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(nats_server.start)  # returns once JetStream is up
+            back = time.monotonic()
+            second = await publish(nats_server.url, 2)
+            event = await stream.next(timeout_s=3)
+            resumed_s = time.monotonic() - back
+
+        # Exactly once: the next event, not the one before the outage again.
+        assert event.id == second == first + 1
+        assert resumed_s < 3
+
+
+class TestShutdown:
+    async def test_streams_end_with_the_final_chunk_and_a_retry_hint(
+        self, gateway_settings: Callable[..., Settings], nats_url: str
+    ) -> None:
+        await add_catalog_stream(nats_url)
+        running = serve(create_app(gateway_settings()))
+        url = httpx.URL(await running.__aenter__())
+        assert url.port is not None
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        try:
+            writer.write(b"GET /v1/events HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            await asyncio.wait_for(running.__aexit__(None, None, None), 10)
+            rest = await asyncio.wait_for(reader.read(), 5)  # to EOF
+        finally:
+            writer.close()
+
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"transfer-encoding: chunked" in head.lower()
+        # The chunked terminator: the client sees a complete response, not a cut.
+        assert rest.endswith(b"\r\n0\r\n\r\n")
+        assert b"retry: " in rest

@@ -52,6 +52,20 @@ class TestTokenBucket:
         assert headers[b"ratelimit-reset"] == b"1"
         assert b"retry-after" not in headers
 
+    def test_peek_tells_without_spending(self) -> None:
+        limiter = RateLimiter(10, clock=Clock())
+        policy = Policy(rate_per_s=1.0, burst=1)
+
+        peeked = [limiter.peek("k", policy).allowed for _ in range(3)]
+        assert len(limiter) == 0  # peeking adds no bucket
+        taken = limiter.take("k", policy)
+        after = limiter.peek("k", policy)
+
+        assert peeked == [True, True, True]
+        assert taken.allowed
+        assert not after.allowed
+        assert after.retry_after_s == 1
+
     def test_buckets_are_per_key(self) -> None:
         limiter = RateLimiter(10, clock=Clock())
         policy = Policy(rate_per_s=1.0, burst=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -161,6 +162,65 @@ class TestRateLimit:
         assert first.status_code == 200
         assert_problem(second, 429)
         assert second.headers["retry-after"] == "10"
+
+
+class TestFailedAuthenticationLimit:
+    async def test_wrong_keys_from_one_address_are_blocked_after_the_burst(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url), auth_failure_burst=10, auth_failure_rate_per_s=0.01
+        ) as gateway:
+            wrong = [
+                await gateway.get(PRODUCTS, headers=Keys.bearer(f"tsk_reader_guess{n}"))
+                for n in range(300)
+            ]
+            # Blocked: keys are not checked at all, so a right guess tells nothing.
+            right_key = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+            other_scheme = await gateway.get(PRODUCTS, headers={"Authorization": "Basic eDp5"})
+            anonymous = await gateway.get(PRODUCTS)
+
+        assert [r.status_code for r in wrong] == [401] * 10 + [429] * 290
+        problem = assert_problem(wrong[-1], 429)
+        assert "failed API key checks" in (problem.detail or "")
+        # One attempt back at 0.01/s: up to 100 s, less what the bucket refilled meanwhile.
+        assert 50 <= int(wrong[-1].headers["retry-after"]) <= 100
+        assert_problem(right_key, 429)
+        assert_problem(other_scheme, 429)
+        assert anonymous.status_code == 200  # without a key: not an attempt, not blocked
+
+    async def test_missing_keys_and_missing_scopes_are_no_failed_attempts(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=0.01
+        ) as gateway:
+            no_key = [await gateway.post(PRODUCTS, json={}) for _ in range(5)]
+            no_scope = [
+                await gateway.get(PRODUCTS, headers=Keys.bearer(keys.predictor)) for _ in range(5)
+            ]
+            first_wrong = await gateway.get(PRODUCTS, headers=Keys.bearer("tsk_reader_nope"))
+            second_wrong = await gateway.get(PRODUCTS, headers=Keys.bearer("tsk_reader_nope"))
+
+        assert {r.status_code for r in no_key} == {401}
+        assert {r.status_code for r in no_scope} == {403}
+        assert first_wrong.status_code == 401
+        assert second_wrong.status_code == 429
+
+    async def test_the_block_lifts_as_the_bucket_refills(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=4.0
+        ) as gateway:
+            await gateway.get(PRODUCTS, headers=Keys.bearer("tsk_reader_nope"))
+            blocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+            await asyncio.sleep(0.3)  # one attempt back after 0.25 s
+            unblocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+
+        assert_problem(blocked, 429)
+        assert blocked.headers["retry-after"] == "1"
+        assert unblocked.status_code == 200
 
 
 class TestBodyLimit:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import HttpUrl
 from tessera_catalog.app import create_app as create_catalog
 from tessera_catalog.settings import Settings as CatalogSettings
@@ -22,6 +26,43 @@ def upstream_problem(response: httpx.Response, status: int) -> Problem:
     problem = Problem.model_validate_json(response.content)
     assert problem.upstream == "catalog"
     return problem
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a /metrics page (0 when it is absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+@pytest.fixture
+def full_accept_queue() -> Iterator[int]:
+    """A port whose listener never accepts and whose accept queue is full: the kernel
+    drops further SYNs, so a connect to it hangs until the client gives up (what
+    an overloaded or wedged upstream looks like from the gateway)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        while True:
+            client = socket.socket()
+            client.settimeout(0.3)
+            try:
+                client.connect(("127.0.0.1", port))
+            except TimeoutError:
+                client.close()
+                break  # the queue is full
+            queued.append(client)
+            assert len(queued) < 100, "the accept queue never filled"
+        yield port
+    finally:
+        for client in queued:
+            client.close()
+        listener.close()
 
 
 class TestUpstreamDown:
@@ -53,12 +94,37 @@ class TestUpstreamDown:
                 metrics_after = (await gateway.get("/metrics")).text
 
         for response in refused:
-            assert "cannot be reached" in (upstream_problem(response, 503).detail or "")
+            assert "cannot connect to catalog" in (upstream_problem(response, 503).detail or "")
         assert "refused for now" in (upstream_problem(open_circuit, 503).detail or "")
         assert int(open_circuit.headers["retry-after"]) >= 1
         assert fast_fail_s < 0.1
         assert 'gateway_circuit_open{upstream="catalog"} 1.0' in metrics_while_open
         assert 'gateway_circuit_open{upstream="catalog"} 0.0' in metrics_after
+
+    @pytest.mark.parametrize("client", ["aiohttp", "httpx"])
+    async def test_a_connect_timeout_is_a_retried_503_not_a_deadline(
+        self, make_gateway: MakeGateway, full_accept_queue: int, client: str
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(f"http://127.0.0.1:{full_accept_queue}"),
+            upstream_client=client,
+            connect_timeout_s=0.2,
+            catalog_timeout_s=5.0,
+            retry_max_attempts=3,
+        ) as gateway:
+            started = time.perf_counter()
+            response = await gateway.get(f"{PRODUCTS}/00000000-0000-0000-0000-000000000001")
+            elapsed = time.perf_counter() - started
+            metrics = (await gateway.get("/metrics")).text
+
+        problem = upstream_problem(response, 503)
+        assert problem.detail == "cannot connect to catalog"
+        # Each of the three attempts waited out its own connect timeout.
+        assert elapsed >= 3 * 0.2
+        failures = "gateway_upstream_failures_total"
+        assert metric(metrics, failures, upstream="catalog", reason="connect") == 3
+        assert metric(metrics, failures, upstream="catalog", reason="timeout") == 0
+        assert metric(metrics, "gateway_upstream_retries_total", upstream="catalog") == 2
 
 
 class TestSlowUpstream:

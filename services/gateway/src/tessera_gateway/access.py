@@ -1,4 +1,12 @@
-"""Who may call an operation: API key authentication, scopes and rate limits."""
+"""Who may call an operation: API key authentication, scopes and rate limits.
+
+Failed key checks are limited too, per client address (brute-force protection):
+each 401 for a presented key spends a token of the address's failure bucket,
+and once it is empty every request from that address that carries a key is 429
+without the key being checked, so guessing keys gains nothing until the bucket
+refills, whether a guess is right or wrong. Requests without a key and 403s (a
+genuine key lacking a scope) are not guesses and do not count.
+"""
 
 from __future__ import annotations
 
@@ -30,12 +38,17 @@ class Gatekeeper:
         anonymous_reads: bool,
         key_policy: Policy,
         anonymous_policy: Policy,
+        failures: RateLimiter,
+        failure_policy: Policy,
     ) -> None:
         self.keys = keys
         self.limiter = limiter
         self.anonymous_reads = anonymous_reads
         self.key_policy = key_policy
         self.anonymous_policy = anonymous_policy
+        # A table of its own: a flood of failures must not evict request buckets.
+        self.failures = failures
+        self.failure_policy = failure_policy
 
     def admit(self, scope: Scope, access: Access) -> list[tuple[bytes, bytes]]:
         """Authorize and rate limit one request; return the RateLimit headers to send.
@@ -43,7 +56,8 @@ class Gatekeeper:
         Raises:
             Unauthorized: no usable key (where one is needed) or an invalid one.
             Forbidden: the key lacks the operation's scope.
-            RateLimited: the caller's bucket is empty.
+            RateLimited: the caller's bucket is empty, or its address is blocked
+                after too many failed key checks.
         """
         principal = self.principal(scope, access)
         policy = self.anonymous_policy if principal.anonymous else self.key_policy
@@ -61,13 +75,32 @@ class Gatekeeper:
         address = client[0] if client else "unknown"
         try:
             key = presented_key(scope["headers"])
-            if key is None:
-                if access.anonymous and self.anonymous_reads:
-                    return Principal(key_id=None, scopes=frozenset(), client=address)
-                raise Unauthorized("an API key is required: `Authorization: Bearer <key>`")
+        except InvalidKey as error:
+            raise self._failed(address, error) from None
+        if key is None:
+            if access.anonymous and self.anonymous_reads:
+                return Principal(key_id=None, scopes=frozenset(), client=address)
+            raise Unauthorized("an API key is required: `Authorization: Bearer <key>`")
+        blocked = self.failures.peek(address, self.failure_policy)
+        if not blocked.allowed:
+            raise self._blocked(blocked.retry_after_s)
+        try:
             entry = self.keys.verify(key)
         except InvalidKey as error:
-            raise Unauthorized(str(error)) from None
+            raise self._failed(address, error) from None
         if access.scope not in entry.scopes:
             raise Forbidden(f"the API key {entry.key_id!r} lacks the scope {access.scope!r}")
         return Principal(key_id=entry.key_id, scopes=entry.scopes, client=address)
+
+    def _failed(self, address: str, error: InvalidKey) -> Unauthorized | RateLimited:
+        decision = self.failures.take(address, self.failure_policy)
+        if not decision.allowed:
+            return self._blocked(decision.retry_after_s)
+        return Unauthorized(str(error))
+
+    def _blocked(self, retry_after_s: int) -> RateLimited:
+        return RateLimited(
+            "too many failed API key checks from this address; "
+            f"keys are not checked for {retry_after_s} s",
+            headers={"Retry-After": str(retry_after_s)},
+        )

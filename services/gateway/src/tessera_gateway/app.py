@@ -34,7 +34,9 @@ The public API of Tessera: the product catalog and the ML models behind one door
 operations and `/v1/events`), `catalog:write` (catalog changes) and
 `inference:predict` (predictions and model metadata). GET operations may also
 be open to callers without a key, if the deployment allows anonymous reads.
-A missing or invalid key is 401, a missing scope 403.
+A missing or invalid key is 401, a missing scope 403. After too many invalid
+keys from one client address, requests with a key from it are 429 (with
+`Retry-After`) for a while, whatever the key.
 
 **Limits.** Each key (each client address, without one) has a token bucket:
 every response carries `RateLimit-Limit`, `RateLimit-Remaining`,
@@ -152,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anonymous_policy=Policy(
             settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst
         ),
+        failures=RateLimiter(settings.rate_limit_max_buckets),
+        failure_policy=Policy(settings.auth_failure_rate_per_s, settings.auth_failure_burst),
     )
     events = EventHub(settings)
     upstreams: list[Upstream] = []

@@ -22,8 +22,11 @@ Headers = Sequence[tuple[str, str]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 # Errors meaning the request never reached the upstream: safe to retry for any method.
+# aiohttp's connect timeout is also a `TimeoutError`, so callers must test these
+# before treating a `TimeoutError` as their own deadline.
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
     httpx.ConnectError,
     httpx.ConnectTimeout,
     ConnectionRefusedError,

@@ -8,8 +8,9 @@ For an operation that only forwards bytes none of it does anything, so the
 fast lane sits between `tessera_stack.web`'s request-context middleware (which
 still gives every request its id, `traceparent`, metrics and access log) and
 the FastAPI stack. It matches proxied operations by method and path pattern
-and calls their `Proxy` directly; everything else (docs, health, metrics,
-events, 404, 405) falls through to FastAPI unchanged.
+and calls their `Proxy` directly (HEAD too: `operations` gives every GET
+operation a HEAD route); everything else (docs, health, metrics, events, 404,
+405) falls through to FastAPI unchanged.
 
 The fast lane answers errors itself the way the stack's handlers do:
 `GatewayError` as its problem, anything unexpected as a bare 500 problem.
@@ -75,7 +76,7 @@ class FastLane:
         except Exception as error:  # a bug: answer like the stack's 500 handler does
             await _unexpected_error(error, scope, receive, send)
             return
-        await proxy.relay(reply, headers, send)
+        await proxy.relay(reply, headers, send, body=scope["method"] != "HEAD")
 
 
 def _route_path(scope: Scope) -> str:

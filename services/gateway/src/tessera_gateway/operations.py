@@ -132,10 +132,11 @@ class Operations:
             if access.anonymous and anonymous_reads:
                 # An empty requirement: the operation also works without a key.
                 extra["security"] = [{}]
+            proxy = Proxy(upstream, access, gatekeeper, max_body_bytes)
             route = ProxyRoute(
                 operation.path,
                 operation.endpoint,
-                proxy=Proxy(upstream, access, gatekeeper, max_body_bytes),
+                proxy=proxy,
                 methods=[operation.method],
                 tags=list(self.tags),
                 dependencies=[Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)],
@@ -144,3 +145,14 @@ class Operations:
                 **kwargs,
             )
             app.router.routes.append(route)
+            if operation.method == "GET":
+                # HEAD is GET without the body (RFC 9110 9.3.2). FastAPI routes do not
+                # add it as Starlette's do; a route of its own keeps it out of /docs.
+                head = ProxyRoute(
+                    operation.path,
+                    operation.endpoint,
+                    proxy=proxy,
+                    methods=["HEAD"],
+                    include_in_schema=False,
+                )
+                app.router.routes.append(head)

@@ -92,7 +92,7 @@ class Proxy:
             reply, headers = await self.exchange(scope, receive)
         except ClientGone:
             return
-        await self.relay(reply, headers, send)
+        await self.relay(reply, headers, send, body=scope["method"] != "HEAD")
 
     async def exchange(self, scope: Scope, receive: Receive) -> tuple[Reply, RawHeaders]:
         """Admit the request and get the upstream's reply; also return the headers to add.
@@ -103,6 +103,10 @@ class Proxy:
         """
         limit_headers = self.gatekeeper.admit(scope, self.access)
         method: str = scope["method"]
+        if method == "HEAD":
+            # Sent on as the GET it stands for: our upstreams declare GET only, and
+            # the client gets the GET's status and headers (`relay(body=False)`).
+            method = "GET"
         body = await self._read_body(scope, receive) if method in _BODY_METHODS else None
         reply = await self.upstream.send(
             method,
@@ -134,19 +138,26 @@ class Proxy:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def relay(self, reply: Reply, extra: RawHeaders, send: Send) -> None:
-        """Send the reply to the client, then release it."""
+    async def relay(
+        self, reply: Reply, extra: RawHeaders, send: Send, *, body: bool = True
+    ) -> None:
+        """Send the reply to the client (its headers only unless `body`: for HEAD),
+        then release it."""
         try:
-            await self._relay(reply, extra, send)
+            await self._relay(reply, extra, send, body)
         finally:
             await reply.aclose()
 
-    async def _relay(self, reply: Reply, extra: RawHeaders, send: Send) -> None:
+    async def _relay(self, reply: Reply, extra: RawHeaders, send: Send, body: bool) -> None:
         headers = [
             (name, value) for name, value in reply.headers if name not in _DROPPED_RESPONSE_HEADERS
         ]
         headers.extend(extra)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        if not body:
+            # Content-Length stays the GET's; an unread stream is closed, not drained.
+            await send({"type": "http.response.body", "body": b""})
+            return
         if reply.body is not None:
             await send({"type": "http.response.body", "body": reply.body})
             return

@@ -86,18 +86,30 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-            bucket.tokens = min(
-                float(policy.burst), bucket.tokens + (now - bucket.updated) * policy.rate_per_s
-            )
+            bucket.tokens = _refilled(bucket, policy, now)
             bucket.updated = now
         allowed = bucket.tokens >= 1.0
         if allowed:
             bucket.tokens -= 1.0
-        tokens = bucket.tokens
-        return Decision(
-            allowed=allowed,
-            policy=policy,
-            remaining=int(tokens),
-            reset_s=math.ceil((policy.burst - tokens) / policy.rate_per_s),
-            retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)),
-        )
+        return _decision(allowed, policy, bucket.tokens)
+
+    def peek(self, key: str, policy: Policy) -> Decision:
+        """Whether `key`'s bucket has a token, without spending it or adding a bucket:
+        for limits on failures, where a token is spent only once a request failed."""
+        bucket = self._buckets.get(key)
+        tokens = float(policy.burst) if bucket is None else _refilled(bucket, policy, self._clock())
+        return _decision(tokens >= 1.0, policy, tokens)
+
+
+def _refilled(bucket: _Bucket, policy: Policy, now: float) -> float:
+    return min(float(policy.burst), bucket.tokens + (now - bucket.updated) * policy.rate_per_s)
+
+
+def _decision(allowed: bool, policy: Policy, tokens: float) -> Decision:
+    return Decision(
+        allowed=allowed,
+        policy=policy,
+        remaining=int(tokens),
+        reset_s=math.ceil((policy.burst - tokens) / policy.rate_per_s),
+        retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)),
+    )

@@ -7,15 +7,19 @@ environment (a ConfigMap; the API key hashes come from a Secret).
 from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from tessera_stack.web.server import ServerSettings
 
 from tessera_gateway.auth import parse_key_entries
 
 
-class Settings(BaseSettings):
+class Settings(ServerSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_file=".env", extra="ignore", use_attribute_docstrings=True
     )
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port to listen on."""
 
     catalog_url: HttpUrl = HttpUrl("http://127.0.0.1:8001")
     inference_url: HttpUrl = HttpUrl("http://127.0.0.1:8002")
@@ -34,6 +38,11 @@ class Settings(BaseSettings):
     """
     anonymous_reads: bool = True
     """Let requests without a key use GET operations (rate limited per client address)."""
+    auth_failure_rate_per_s: float = Field(default=0.1, gt=0)
+    """Failed key checks (401) regained per second per client address: brute-force
+    protection. An address out of attempts gets 429 for every request with a key."""
+    auth_failure_burst: int = Field(default=10, ge=1)
+    """Failed key checks one client address may make at once before it is blocked."""
 
     # --- rate limiting (token bucket per key, or per client address) -----------
     rate_limit_per_s: float = Field(default=100.0, gt=0)
@@ -98,6 +107,19 @@ class Settings(BaseSettings):
     """Interval of SSE comments that keep idle connections open through proxies."""
     events_max_clients: int = Field(default=1000, ge=1)
     """Concurrent SSE clients per gateway process (503 beyond it)."""
+    events_resubscribe_backoff_s: float = Field(default=0.1, gt=0)
+    """Base of the backoff (exponential, full jitter) between attempts of an SSE client
+    to reopen its consumer while the stream is unavailable; reset once it works."""
+    events_resubscribe_backoff_max_s: float = Field(default=5.0, gt=0)
+    events_retry_ms: int = Field(default=1000, ge=0)
+    """Reconnection delay suggested to SSE clients (`retry:`) when the gateway ends
+    their stream at shutdown."""
+    events_shutdown_grace_s: float = Field(default=2.0, ge=0)
+    """How long SSE streams get at shutdown to send their last line and end cleanly;
+    keep it below `graceful_shutdown_s`, the server's own bound."""
+    nats_reconnect_wait_s: float = Field(default=0.5, gt=0)
+    """Pause between attempts to reach NATS again after losing it (so SSE clients
+    resume about this soon after NATS is back)."""
 
     @field_validator("api_keys")
     @classmethod

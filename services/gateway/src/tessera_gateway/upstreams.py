@@ -220,15 +220,17 @@ class Upstream:
                 except BaseException:
                     await response.aclose()
                     raise
+        except CONNECT_ERRORS:
+            # Before the deadline branch: a connect timeout is a `TimeoutError` too,
+            # but it says the upstream is unreachable, and nothing was sent.
+            self._failed("connect")
+            return UpstreamUnavailable(f"cannot connect to {name}", upstream=name), "always"
         except TimeoutError:
             self._failed("timeout")
             # The deadline is spent: nothing left for another attempt.
             return UpstreamTimeout(
                 f"{name} did not answer within {self.timeout_s:g} s", upstream=name
             ), "never"
-        except CONNECT_ERRORS:
-            self._failed("connect")
-            return UpstreamUnavailable(f"{name} cannot be reached", upstream=name), "always"
         except EXCHANGE_ERRORS:
             self._failed("exchange")
             return BadGateway(f"{name} broke off the exchange", upstream=name), "idempotent"
