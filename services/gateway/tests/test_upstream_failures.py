@@ -243,3 +243,18 @@ class TestLargeResponses:
         assert response.status_code == 200
         assert response.content == body
         assert after.status_code == 200
+
+    async def test_a_prediction_is_retried_although_it_is_a_post(
+        self, make_gateway: MakeGateway, inference_url: str, keys: Keys
+    ) -> None:
+        # An inference pod that shuts down closes the connection under a POST; the
+        # prediction changes nothing, so repeating it is safe.
+        tap = Tap(inference_url, fail_next=[503])
+        features = [0.5] * 10
+        async with serve(tap) as flaky, make_gateway(inference_url=HttpUrl(flaky)) as gateway:
+            response = await gateway.post(
+                "/v1/predict", json={"features": features}, headers=Keys.bearer(keys.predictor)
+            )
+
+        assert response.status_code == 200, response.text
+        assert len(tap.seen) == 2

@@ -51,6 +51,7 @@ class Operation:
     path: str
     endpoint: Callable[..., Any]
     access: Access
+    retry_safe: bool = False
     route_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,9 +80,14 @@ class Operations:
         scope: str,
         anonymous: bool = False,
         errors: tuple[int, ...] = (),
+        retry_safe: bool = False,
         **route_kwargs: Any,
     ) -> Callable[[F], F]:
-        """Declare an operation; `errors` are the upstream's own problem statuses."""
+        """Declare an operation; `errors` are the upstream's own problem statuses.
+
+        `retry_safe`: the operation changes nothing upstream (a prediction), so a
+        failed attempt is repeated whatever its method, as GETs are.
+        """
 
         def register(endpoint: F) -> F:
             self.operations.append(
@@ -90,6 +96,7 @@ class Operations:
                     path,
                     endpoint,
                     Access(scope, anonymous),
+                    retry_safe,
                     route_kwargs | {"errors": errors},
                 )
             )
@@ -132,7 +139,9 @@ class Operations:
             if access.anonymous and anonymous_reads:
                 # An empty requirement: the operation also works without a key.
                 extra["security"] = [{}]
-            proxy = Proxy(upstream, access, gatekeeper, max_body_bytes)
+            proxy = Proxy(
+                upstream, access, gatekeeper, max_body_bytes, retry_safe=operation.retry_safe
+            )
             route = ProxyRoute(
                 operation.path,
                 operation.endpoint,

@@ -80,12 +80,20 @@ class Proxy:
     """
 
     def __init__(
-        self, upstream: Upstream, access: Access, gatekeeper: Gatekeeper, max_body_bytes: int
+        self,
+        upstream: Upstream,
+        access: Access,
+        gatekeeper: Gatekeeper,
+        max_body_bytes: int,
+        *,
+        retry_safe: bool = False,
     ) -> None:
         self.upstream = upstream
         self.access = access
         self.gatekeeper = gatekeeper
         self.max_body_bytes = max_body_bytes
+        self.retry_safe = retry_safe
+        """The operation changes nothing upstream: repeat it whatever its method."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -113,7 +121,7 @@ class Proxy:
             _target(scope),
             _upstream_headers(scope),
             body,
-            retryable=_retryable(method, scope),
+            retryable=self.retry_safe or _retryable(method, scope),
         )
         return reply, limit_headers
 

@@ -41,7 +41,9 @@ _INFER_EXAMPLE = {
 }
 
 
-@ops.post("/v1/predict", scope=INFERENCE_PREDICT, errors=(404, 422))
+# Predictions change nothing upstream: a POST that failed on its way (an inference
+# pod shutting down closed the connection) is repeated like a GET.
+@ops.post("/v1/predict", scope=INFERENCE_PREDICT, errors=(404, 422), retry_safe=True)
 async def predict(
     body: Annotated[
         v1.PredictionRequest, Body(openapi_examples={"one sample": {"value": _PREDICT_EXAMPLE}})
@@ -104,6 +106,7 @@ async def model_version_ready(name: str, version: str) -> v2.ModelReadyResponse:
     scope=INFERENCE_PREDICT,
     responses=_OIP_ERRORS,
     response_model_exclude_none=True,
+    retry_safe=True,
 )
 async def infer(
     name: str,
@@ -120,6 +123,7 @@ async def infer(
     scope=INFERENCE_PREDICT,
     responses=_OIP_ERRORS,
     response_model_exclude_none=True,
+    retry_safe=True,
 )
 async def infer_version(
     name: str,
