@@ -27,6 +27,17 @@ class TestHealthz:
         report = HealthReport.model_validate_json(response.content)
         assert report == HealthReport(status="ok", service="demo", version="1.2.3", checks={})
 
+    @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+    async def test_head_answers_the_status_and_headers_of_get(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        get = await client.get(path)
+        head = await client.head(path)
+
+        assert head.status_code == get.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+
     async def test_stays_ok_while_a_dependency_is_down(
         self, client: httpx.AsyncClient, probes: Probes
     ) -> None:

@@ -263,7 +263,8 @@ def install_health(
     app.state.probe_board = board
     set_probe_timing(app, timing or ProbeTiming())
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD as well: load balancers and uptime checkers often probe with it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> Response:
         return board.liveness.response()
 
@@ -271,7 +272,7 @@ def install_health(
     # whoever asks here (an operator, `tessera up`, a test) wants the current state
     # right after changing something, and a call costs one run of the checks. The
     # kubelet asks the probe port, which must not wait on this loop.
-    @app.get("/readyz", include_in_schema=False)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
     async def readyz(request: Request) -> Response:
         if is_draining(request.app):
             return unavailable("draining", request.url.path).response()
