@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.scenarios.faults import (
-    CATALOG_KILL,
-    NATS_KILL,
-    POSTGRES_KILL,
-    QUICK,
-    _service_5xx,
-    run_faults,
-)
+from bench.scenarios.faults import CATALOG_KILL, NATS_KILL, POSTGRES_KILL, QUICK, run_faults
+from bench.scenarios.faults.service_logs import service_5xx as _service_5xx
 
 
 @pytest.mark.timeout(240)
