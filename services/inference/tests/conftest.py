@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tessera_inference.app import create_app
 from tessera_inference.settings import PACKAGED_MODELS, Settings
+from tessera_stack.web.server import server_config
 
 # Rows of scikit-learn's breast-cancer data (10 "mean" features): sample 0 is
 # malignant (class 0), sample 19 benign (class 1).
@@ -51,6 +54,30 @@ def serve() -> Serve:
             ) as client,
         ):
             yield client
+
+    return running
+
+
+@pytest.fixture
+def serve_http() -> Serve:
+    """Like `serve`, but under uvicorn as `python -m tessera_inference` runs, on a real socket."""
+
+    @asynccontextmanager
+    async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        local = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
+        server = uvicorn.Server(server_config(create_app(local), local))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped it
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                yield client
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
 
     return running
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from tessera_contracts import v1
+from tessera_inference.settings import Settings
 
 PROBLEM = "application/problem+json"
 
@@ -171,3 +173,21 @@ class TestErrors:
 
         assert response.status_code == 422
         assert response.headers["content-type"] == PROBLEM
+
+    async def test_a_body_that_is_not_utf8_is_422_on_the_body(
+        self, serve_http: Any, settings: Settings
+    ) -> None:
+        async with serve_http(settings) as client:
+            response = await client.post(
+                "/v1/predict", content=b"\xff", headers={"content-type": "application/json"}
+            )
+
+        assert response.status_code == 422
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["errors"] == [
+            {
+                "loc": ["body"],
+                "msg": "Invalid JSON: not UTF-8 text (invalid start byte at byte 0)",
+                "type": "json_invalid",
+            }
+        ]

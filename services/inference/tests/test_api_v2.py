@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from tessera_contracts import v2
+from tessera_inference.settings import Settings
 
 INFER = "/v2/models/breast-cancer/infer"
 
@@ -215,7 +216,23 @@ class TestInferErrors:
             INFER, content=b'{"inputs": [', headers={"content-type": "application/json"}
         )
 
-        assert_oip_error(response, 400, "invalid request")
+        assert_oip_error(
+            response, 400, "invalid request: Invalid JSON: Expecting value at character 12"
+        )
+
+    @pytest.mark.parametrize("path", [INFER, "/v2/models/breast-cancer/versions/1.0/infer"])
+    @pytest.mark.parametrize("content_type", ["application/json", None])
+    async def test_a_body_that_is_not_utf8_is_400(
+        self, serve_http: Any, settings: Settings, path: str, content_type: str | None
+    ) -> None:
+        # Without Content-Type the body is read as JSON too (the router is not strict).
+        headers = {"content-type": content_type} if content_type else {}
+        async with serve_http(settings) as client:
+            response = await client.post(path, content=b"\xff", headers=headers)
+
+        assert_oip_error(
+            response, 400, "invalid request: Invalid JSON: not UTF-8 text (invalid start byte"
+        )
 
     async def test_binary_tensor_data_is_400(self, client: httpx.AsyncClient) -> None:
         response = await client.post(

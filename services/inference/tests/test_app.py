@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+from pydantic import BaseModel
+from tessera_contracts import v2
+from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
+from tessera_inference.settings import Settings
+
+# What each documented error schema is, to check an answer against its document.
+MODELS: dict[str, type[BaseModel]] = {
+    "#/components/schemas/Problem": Problem,
+    "#/components/schemas/InferenceErrorResponse": v2.InferenceErrorResponse,
+}
 
 
 async def test_openapi_documents_both_api_versions(client: httpx.AsyncClient) -> None:
@@ -33,3 +45,55 @@ async def test_readiness_lists_the_models_check(client: httpx.AsyncClient) -> No
 
     assert response.status_code == 200
     assert response.json()["checks"] == {"models": "ok"}
+
+
+async def test_the_oip_operations_document_only_the_protocol_s_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    oip = [
+        (path, operation)
+        for path, item in paths.items()
+        if path.startswith("/v2/models/")
+        for operation in item.values()
+    ]
+    assert len(oip) == 6
+    for path, operation in oip:
+        errors = {code: r for code, r in operation["responses"].items() if int(code) >= 400}
+        assert set(errors) == {"400", "404", "503"}, path  # no 422: OIP has 400 for those
+        for response in errors.values():
+            assert response["content"] == {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/InferenceErrorResponse"}
+                }
+            }
+
+
+async def test_a_body_that_is_not_utf8_gets_the_documented_answer_on_every_operation(
+    serve_http: Any, settings: Settings
+) -> None:
+    async with serve_http(settings) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        operations = [
+            (method, path, operation)
+            for path, item in paths.items()
+            for method, operation in item.items()
+            if "requestBody" in operation
+        ]
+        assert len(operations) == 3  # /v1/predict and the two /v2 infers
+        for method, path, operation in operations:
+            url = path.format(name="breast-cancer", version="1.0")
+            response = await client.request(
+                method, url, content=b"\xff", headers={"content-type": "application/json"}
+            )
+
+            status = str(response.status_code)
+            assert status in operation["responses"], f"{method} {path}: {status} undocumented"
+            [(media_type, content)] = operation["responses"][status]["content"].items()
+            assert response.headers["content-type"] == media_type
+            MODELS[content["schema"]["$ref"]].model_validate_json(response.content)
+            assert status == ("400" if path.startswith("/v2/") else "422")
+            assert media_type == (
+                "application/json" if path.startswith("/v2/") else PROBLEM_MEDIA_TYPE
+            )

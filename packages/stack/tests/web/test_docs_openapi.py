@@ -132,6 +132,37 @@ class TestOpenApi:
         assert "ValidationError" in schemas
         assert "HTTPValidationError" not in schemas
 
+    def test_every_operation_with_a_body_documents_the_422_problem(self) -> None:
+        # The 422 is also the answer to a body that cannot be parsed at all (not
+        # UTF-8, say), whatever else the operation documents.
+        app = create_service_app(title="t", version="0")
+
+        @app.post("/plain")
+        async def plain(body: ValidationError) -> None:
+            return None
+
+        @app.put("/things/{thing_id}", responses=problem_responses(404, 409))
+        async def put_thing(thing_id: int, body: ValidationError) -> None:
+            return None
+
+        @app.patch("/common", responses=PROBLEM_RESPONSES)
+        async def common(body: ValidationError) -> None:
+            return None
+
+        doc = app.openapi()
+
+        with_body = [
+            operation
+            for item in doc["paths"].values()
+            for operation in item.values()
+            if "requestBody" in operation
+        ]
+        assert len(with_body) == 3
+        for operation in with_body:
+            assert operation["responses"]["422"]["content"] == {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+
     def test_document_is_cached_and_route_responses_are_untouched(self) -> None:
         responses = problem_responses(409)
         app = create_service_app(title="t", version="0")

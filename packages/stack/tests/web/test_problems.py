@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
+from starlette.requests import ClientDisconnect
+from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from tessera_stack.web import ServiceError, create_service_app, problem_response, status_title
+from tessera_stack.web.problems import unparsable_body
+from tessera_stack.web.server import ServerSettings, server_config
 
 VALID_FEATURES = [0.5] * 10
 
@@ -106,6 +113,102 @@ class TestValidation:
 
         assert response.status_code == 200
         assert response.json() == {"sum": 5.0}
+
+
+@pytest.fixture
+async def served(demo_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The demo app under uvicorn as every service runs (`server_config`), on a real socket."""
+    server = uvicorn.Server(server_config(demo_app, ServerSettings(host="127.0.0.1", port=0)))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+class TestUnreadableBody:
+    """A JSON body FastAPI cannot parse at all is the 422 of a JSON syntax error."""
+
+    @pytest.mark.parametrize(
+        ("body", "reason"),
+        [
+            (b"\xff", "not UTF-8 text (invalid start byte at byte 0)"),
+            (
+                b'{"features": ["\xe9t\xe9"]}',
+                "not UTF-8 text (invalid continuation byte at byte 15)",
+            ),
+            (b"[" * 100_000, "nested too deeply"),
+            (
+                b'{"features": [' + b"1" * 5_000 + b"]}",
+                "Exceeds the limit (4300 digits) for integer string conversion",
+            ),
+        ],
+        ids=["not-utf8", "not-utf8-inside-a-string", "too-deep", "too-many-digits"],
+    )
+    async def test_is_422_json_invalid_on_the_body(
+        self, served: httpx.AsyncClient, body: bytes, reason: str
+    ) -> None:
+        response = await served.post(
+            "/v1/products/predict", content=body, headers={"content-type": "application/json"}
+        )
+
+        problem = assert_problem(response, 422, "Unprocessable Content")
+        assert problem.detail == "1 invalid value in the request"
+        assert problem.errors == [
+            FieldError(loc=["body"], msg=f"Invalid JSON: {reason}", type="json_invalid")
+        ]
+        assert "set_int_max_str_digits" not in response.text  # advice for us, not the client
+
+    async def test_is_the_answer_every_body_operation_documents(
+        self, served: httpx.AsyncClient
+    ) -> None:
+        doc = (await served.get("/openapi.json")).json()
+        operations = [
+            (method, path, operation)
+            for path, item in doc["paths"].items()
+            for method, operation in item.items()
+            if "requestBody" in operation
+        ]
+        assert operations  # the demo app has a body operation
+
+        for method, path, operation in operations:
+            response = await served.request(
+                method, path, content=b"\xff", headers={"content-type": "application/json"}
+            )
+
+            status = str(response.status_code)
+            assert status in operation["responses"], f"{method} {path}: {status} is undocumented"
+            documented: dict[str, Any] = operation["responses"][status]
+            assert response.status_code == 422
+            assert documented["content"] == {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+            assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+            Problem.model_validate_json(response.content)
+
+    @pytest.mark.parametrize(
+        ("status", "cause"),
+        [
+            (400, None),
+            (400, ClientDisconnect()),  # the client went away: nobody reads the answer
+            (413, UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")),
+        ],
+        ids=["no-cause", "client-gone", "not-400"],
+    )
+    def test_other_http_errors_are_left_alone(
+        self, status: int, cause: BaseException | None
+    ) -> None:
+        error = HTTPException(status, "There was an error parsing the body")
+        error.__cause__ = cause
+
+        assert unparsable_body(error) is None
 
 
 class TestServiceErrors:

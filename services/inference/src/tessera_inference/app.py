@@ -5,9 +5,9 @@ uvicorn tessera_inference.app:create_app --factory --port 8002
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -101,4 +101,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(v1.router)
     app.include_router(v2.router)
+    _document_oip_errors(app)
     return app
+
+
+def _document_oip_errors(app: FastAPI) -> None:
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            # build() caches the shared document there; ours replaces it.
+            app.openapi_schema = v2.oip_openapi(build())
+        return app.openapi_schema
+
+    # FastAPI's documented way to customise the schema: replace `app.openapi`.
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -20,9 +20,11 @@ from tessera_stack.web.context import request_id
 
 __all__ = [
     "ServiceError",
+    "field_errors",
     "install_problem_handlers",
     "problem_response",
     "status_title",
+    "unparsable_body",
 ]
 
 logger = logging.getLogger("tessera_stack.web")
@@ -153,8 +155,57 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     return FieldError(loc=loc, msg=msg, type=kind)
 
 
+def field_errors(exc: RequestValidationError) -> list[FieldError]:
+    """The field errors of ``exc`` as the 422 problem lists them (``loc``, ``msg``, ``type``)."""
+    return [_field_error(error) for error in exc.errors()]
+
+
+def _unreadable_json_reason(cause: BaseException | None) -> str | None:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not {cause.encoding.upper()} text ({cause.reason} at byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "nested too deeply"
+    if isinstance(cause, ValueError):
+        # The other ValueError json.loads raises: Python's limit on integer digits.
+        # Its advice on raising the limit (after the colon) is for us, not the client.
+        return str(cause).partition(":")[0]
+    return None
+
+
+def unparsable_body(exc: Exception) -> RequestValidationError | None:
+    """The ``json_invalid`` validation error for a JSON body FastAPI could not parse.
+
+    FastAPI turns a JSON syntax error into a :class:`RequestValidationError`
+    (type ``json_invalid``), but whatever else ``json.loads`` raises on a request
+    body, it re-raises as ``HTTPException(400, "There was an error parsing the
+    body")`` chained to the original: bytes that are not UTF-8 (RFC 8259 JSON is
+    UTF-8), nesting beyond the parser's recursion limit, an integer beyond
+    Python's digit limit. Those bodies are as unreadable as a syntax error, so
+    they get the same answer: one error shape for "the body is not JSON we can
+    read" (docs/architecture.md).
+
+    Args:
+        exc: an exception raised while handling a request.
+
+    Returns:
+        A validation error with one ``json_invalid`` error at ``["body"]``, or
+        None when ``exc`` is not such a body-parse failure.
+    """
+    if not isinstance(exc, StarletteHTTPException) or exc.status_code != 400:
+        return None
+    reason = _unreadable_json_reason(exc.__cause__)
+    if reason is None:
+        return None
+    # No "input": the body is not echoed back, as for any other invalid value.
+    error = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}}
+    return RequestValidationError([error | {"ctx": {"error": reason}}])
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    unparsable = unparsable_body(exc)
+    if unparsable is not None:
+        return await _validation_error_handler(request, unparsable)
     title = status_title(exc.status_code)
     detail: str | None
     if isinstance(exc.detail, str):
@@ -168,7 +219,7 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
 
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [_field_error(error) for error in exc.errors()]
+    errors = field_errors(exc)
     count = len(errors)
     problem = Problem(
         title=status_title(422),
@@ -216,8 +267,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` an ``application/problem+json`` response.
 
     Covers Starlette/FastAPI HTTP errors (404, 405 with ``Allow``, ...), request
-    validation (422 with ``errors``), :class:`ServiceError` subclasses and, as a
-    500 without internals, any other exception (logged with its traceback).
+    validation (422 with ``errors``; a JSON body FastAPI cannot parse at all is
+    the same 422, see :func:`unparsable_body`), :class:`ServiceError` subclasses
+    and, as a 500 without internals, any other exception (logged with its traceback).
     """
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)

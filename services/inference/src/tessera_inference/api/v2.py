@@ -1,8 +1,9 @@
 """v2: the Open Inference Protocol (KServe v2) REST API.
 
 Errors on these routes are the protocol's `{"error": "..."}` (400 for a bad
-request or tensor, 404 for an unknown model or version, 503 while shutting
-down), not problem+json: existing OIP clients parse that shape.
+request or tensor, a body that is not JSON included; 404 for an unknown model
+or version; 503 while shutting down), not problem+json: existing OIP clients
+parse that shape. The document says so too: no 422 (see `oip_openapi`).
 
 Versions: a model's versions are "1.0", "2.0"; "1", "v1" and "v1.0" name "1.0"
 too, and a response names the version as the request's URL spelled it. Without
@@ -18,8 +19,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from tessera_contracts import v2
 from tessera_stack.web import is_draining
+from tessera_stack.web.problems import field_errors, unparsable_body
 
 from tessera_inference import __version__
 from tessera_inference.deps import ServiceDep
@@ -38,13 +41,15 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _validation_message(error: RequestValidationError) -> str:
     parts = []
-    for item in error.errors():
-        if tuple(item.get("loc", ())) == ("body",) and item.get("type") == "model_attributes_type":
+    for item in field_errors(error):
+        if item.loc == ["body"] and item.type == "model_attributes_type":
             # The body was not JSON at all (or binary tensor data, which is not supported).
             parts.append("the body must be a JSON inference request")
             continue
-        loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
-        parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+        # The same locations and messages as the 422 problems of /v1 (a JSON syntax
+        # error is at "body", its offset in the message), written as a dotted path.
+        loc = ".".join(str(part) for part in item.loc if part != "body")
+        parts.append(f"{loc}: {item.msg}" if loc else item.msg)
     return "invalid request: " + "; ".join(parts)
 
 
@@ -59,6 +64,13 @@ class OipRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as error:
                 return _error(400, _validation_message(error))
+            except HTTPException as error:
+                # A body FastAPI could not even decode (not UTF-8, say) is a bad
+                # request like any other; the app's handler would say problem+json.
+                unparsable = unparsable_body(error)
+                if unparsable is None:
+                    raise
+                return _error(400, _validation_message(unparsable))
             except InferenceError as error:
                 # The protocol has 400 for every bad request; keep 404 and 5xx.
                 status = 400 if error.status_code in (400, 422) else error.status_code
@@ -217,3 +229,18 @@ def _rows(service: InferenceService, model: OnnxModel, body: v2.InferenceRequest
             f"at most {service.settings.max_rows_per_request} rows per request, got {tensor.shape[0]}"
         )
     return as_rows(tensor.data, tensor.shape, model.n_features)
+
+
+def oip_openapi(document: dict[str, Any]) -> dict[str, Any]:
+    """Drop the 422s from this router's operations in `document`; returns `document`.
+
+    FastAPI adds a 422 to every operation with parameters or a body (and the
+    shared post-processing makes it problem+json), but `OipRoute` never answers
+    422: validation failures are 400 `{"error": "..."}`, which `_ERRORS` documents.
+    """
+    for route in router.routes:
+        if isinstance(route, OipRoute) and route.include_in_schema:
+            path_item = document["paths"][route.path_format]
+            for method in route.methods or ():
+                path_item[method.lower()]["responses"].pop("422", None)
+    return document
