@@ -65,6 +65,25 @@ class TestDocs:
                 content = operation["responses"][success]["content"]["application/json"]
                 assert "$ref" in content["schema"] or "type" in content["schema"], key
 
+    async def test_oip_operations_document_the_protocol_s_errors_and_no_422(self) -> None:
+        paths = create_app(Settings()).openapi()["paths"]
+        oip = {
+            (method, path): operation
+            for path, item in paths.items()
+            if path.startswith("/v2/models/")
+            for method, operation in item.items()
+        }
+
+        assert len(oip) == 6
+        for key, operation in oip.items():
+            responses = operation["responses"]
+            assert "422" not in responses, key
+            for status in ("400", "404"):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("InferenceErrorResponse"), key
+        # Catalog operations keep FastAPI's 422 with field detail.
+        assert "422" in paths["/v1/products"]["post"]["responses"]
+
     async def test_bodies_reference_the_contract_models_and_examples_are_valid(self) -> None:
         app = create_app(Settings())
         schema = app.openapi()

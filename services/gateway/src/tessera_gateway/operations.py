@@ -52,16 +52,27 @@ class Operation:
     endpoint: Callable[..., Any]
     access: Access
     retry_safe: bool = False
+    validation_errors: bool = True
     route_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class ProxyRoute(APIRoute):
     """An APIRoute whose ASGI app forwards to an upstream instead of calling the endpoint."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, proxy: Proxy, **kwargs: Any):
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        proxy: Proxy,
+        validation_errors: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(path, endpoint, **kwargs)
         self.proxy = proxy
         self.app = proxy
+        self.validation_errors = validation_errors
+        """The upstream answers invalid input with the 422 FastAPI documents."""
 
 
 class Operations:
@@ -81,12 +92,16 @@ class Operations:
         anonymous: bool = False,
         errors: tuple[int, ...] = (),
         retry_safe: bool = False,
+        validation_errors: bool = True,
         **route_kwargs: Any,
     ) -> Callable[[F], F]:
         """Declare an operation; `errors` are the upstream's own problem statuses.
 
         `retry_safe`: the operation changes nothing upstream (a prediction), so a
         failed attempt is repeated whatever its method, as GETs are.
+        `validation_errors`: the upstream answers invalid input with 422 problem+json,
+        which FastAPI documents; False for the Open Inference Protocol, whose
+        upstream answers 400 `{"error"}` (documented in `responses`) instead.
         """
 
         def register(endpoint: F) -> F:
@@ -97,6 +112,7 @@ class Operations:
                     endpoint,
                     Access(scope, anonymous),
                     retry_safe,
+                    validation_errors,
                     route_kwargs | {"errors": errors},
                 )
             )
@@ -146,6 +162,7 @@ class Operations:
                 operation.path,
                 operation.endpoint,
                 proxy=proxy,
+                validation_errors=operation.validation_errors,
                 methods=[operation.method],
                 tags=list(self.tags),
                 dependencies=[Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)],

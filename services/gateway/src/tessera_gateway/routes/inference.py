@@ -17,6 +17,8 @@ from tessera_gateway.operations import Operations
 
 ops = Operations("inference", tags=["inference"])
 
+# The inference service answers invalid input on these with 400 `{"error"}`, never
+# 422: the operations below say `validation_errors=False`.
 _OIP_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": v2.InferenceErrorResponse, "description": "Bad request or tensor"},
     404: {"model": v2.InferenceErrorResponse, "description": "Unknown model or version"},
@@ -75,26 +77,41 @@ async def server_ready() -> v2.ServerReadyResponse:
     raise NotImplementedError  # pragma: no cover
 
 
-@ops.get("/v2/models/{name}", scope=INFERENCE_PREDICT, responses=_OIP_ERRORS)
+@ops.get(
+    "/v2/models/{name}", scope=INFERENCE_PREDICT, responses=_OIP_ERRORS, validation_errors=False
+)
 async def model_metadata(name: str) -> v2.ModelMetadataResponse:
     """Inputs, outputs and versions of a model (its latest version)."""
     raise NotImplementedError  # pragma: no cover
 
 
-@ops.get("/v2/models/{name}/versions/{version}", scope=INFERENCE_PREDICT, responses=_OIP_ERRORS)
+@ops.get(
+    "/v2/models/{name}/versions/{version}",
+    scope=INFERENCE_PREDICT,
+    responses=_OIP_ERRORS,
+    validation_errors=False,
+)
 async def model_version_metadata(name: str, version: str) -> v2.ModelMetadataResponse:
     """Inputs, outputs and versions of one model version (`1.0`, `1`, `v1` name the same)."""
     raise NotImplementedError  # pragma: no cover
 
 
-@ops.get("/v2/models/{name}/ready", scope=INFERENCE_PREDICT, responses=_OIP_ERRORS)
+@ops.get(
+    "/v2/models/{name}/ready",
+    scope=INFERENCE_PREDICT,
+    responses=_OIP_ERRORS,
+    validation_errors=False,
+)
 async def model_ready(name: str) -> v2.ModelReadyResponse:
     """Whether a model can infer."""
     raise NotImplementedError  # pragma: no cover
 
 
 @ops.get(
-    "/v2/models/{name}/versions/{version}/ready", scope=INFERENCE_PREDICT, responses=_OIP_ERRORS
+    "/v2/models/{name}/versions/{version}/ready",
+    scope=INFERENCE_PREDICT,
+    responses=_OIP_ERRORS,
+    validation_errors=False,
 )
 async def model_version_ready(name: str, version: str) -> v2.ModelReadyResponse:
     """Whether a model version can infer."""
@@ -105,6 +122,7 @@ async def model_version_ready(name: str, version: str) -> v2.ModelReadyResponse:
     "/v2/models/{name}/infer",
     scope=INFERENCE_PREDICT,
     responses=_OIP_ERRORS,
+    validation_errors=False,
     response_model_exclude_none=True,
     retry_safe=True,
 )
@@ -122,6 +140,7 @@ async def infer(
     "/v2/models/{name}/versions/{version}/infer",
     scope=INFERENCE_PREDICT,
     responses=_OIP_ERRORS,
+    validation_errors=False,
     response_model_exclude_none=True,
     retry_safe=True,
 )
