@@ -196,7 +196,7 @@ def unparsable_body(exc: Exception) -> RequestValidationError | None:
     reason = _unreadable_json_reason(exc.__cause__)
     if reason is None:
         return None
-    # No "input": the body is not echoed back, as for any other invalid value.
+    # An empty "input": the body is not echoed back, as for any other invalid value.
     error = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": {}}
     return RequestValidationError([error | {"ctx": {"error": reason}}])
 
