@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from tessera_stack.web import (
@@ -21,7 +22,7 @@ from tessera_stack.web import (
 
 from tessera_catalog.api import include_routes
 from tessera_catalog.db.migrate import load_migrations
-from tessera_catalog.db.records import Pool
+from tessera_catalog.db.records import Pool, acquire
 from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.domain.inventory import Inventories
 from tessera_catalog.domain.products import Products
@@ -69,17 +70,26 @@ async def _keep_session(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """
 
 
+@asynccontextmanager
+async def _acquire(request: Request) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+    settings: Settings = request.state.settings
+    try:
+        async with acquire(request.state.pool, settings.pool_acquire_timeout_s) as conn:
+            yield conn
+    except DatabaseUnavailable as exc:
+        # /readyz names what failed (refused, starting up, ...), not the 503's advice.
+        raise (exc.__cause__ or exc) from None
+
+
 async def _postgres_ready(request: Request) -> None:
-    pool: Pool = request.state.pool
-    async with pool.acquire() as conn:
+    async with _acquire(request) as conn:
         await conn.fetchval("SELECT 1")
 
 
 async def _schema_ready(request: Request) -> None:
     # Until the migrations have run, this version's queries would fail: not ready.
-    pool: Pool = request.state.pool
     newest = load_migrations()[-1].name
-    async with pool.acquire() as conn:
+    async with _acquire(request) as conn:
         applied = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", newest
         )
@@ -91,14 +101,6 @@ async def _nats_ready(request: Request) -> None:
     nats: NatsConnection = request.state.nats
     if not nats.connected:
         raise ConnectionError(f"not connected to {nats.settings.nats_url}")
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    # A lost or refused PostgreSQL connection is an outage, not a bug: 503 with
-    # Retry-After instead of the generic 500.
-    logger.warning("database unavailable: %r", exc)
-    error = DatabaseUnavailable()
-    return problem_response(error.to_problem(instance=request.url.path), error.headers)
 
 
 async def _invalid_value(request: Request, exc: Exception) -> Response:
@@ -174,16 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness_checks=checks,
         description=DESCRIPTION,
     )
-    outage: tuple[type[Exception], ...] = (
-        asyncpg.PostgresConnectionError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.TooManyConnectionsError,
-        asyncpg.QueryCanceledError,
-        asyncpg.InterfaceError,
-        ConnectionError,
-    )
-    for error in outage:
-        app.add_exception_handler(error, _database_unavailable)
+    # A database outage needs no handler here: db.records.acquire and
+    # db.records.transaction translate it where it happens (503 with Retry-After).
     for refused in (asyncpg.DataError, asyncpg.CheckViolationError):
         app.add_exception_handler(refused, _invalid_value)
     include_routes(app)

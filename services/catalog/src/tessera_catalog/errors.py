@@ -90,11 +90,33 @@ class ProductUnavailable(CatalogError):
 
 
 class DatabaseUnavailable(CatalogError):
+    """PostgreSQL is unreachable, restarting or overloaded; nothing was changed."""
+
     status_code = 503
 
     def __init__(self) -> None:
         super().__init__(
-            "the catalog database is unavailable or overloaded; retry shortly",
+            "the catalog database is unavailable or overloaded; nothing was changed; retry shortly",
+            upstream="postgresql",
+            headers={"Retry-After": "1"},
+        )
+
+
+class CommitOutcomeUnknown(CatalogError):
+    """The connection was lost after COMMIT was sent: the write may or may not have happened.
+
+    Still a 503 (the database is away, retry shortly), but with its own type and
+    detail, because unlike DatabaseUnavailable it does not promise that nothing
+    changed.
+    """
+
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the connection to the catalog database was lost while committing: the change "
+            "may or may not have been saved. Retry with the same Idempotency-Key to get the "
+            "original response; without one, read the resource before repeating the change",
             upstream="postgresql",
             headers={"Retry-After": "1"},
         )

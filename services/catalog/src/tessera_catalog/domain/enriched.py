@@ -17,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TypeVar
 from uuid import UUID
 
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
 
 from tessera_catalog.db import inventory, products, reviews
 from tessera_catalog.db.inventory import InventoryRecord
 from tessera_catalog.db.products import ProductRecord
-from tessera_catalog.db.records import Pool
+from tessera_catalog.db.records import Pool, acquire
 from tessera_catalog.db.reviews import ReviewRecord, ReviewSummary
 from tessera_catalog.errors import ProductNotFound, ProductUnavailable
 from tessera_catalog.messaging.inference import InferenceClient
@@ -132,18 +135,23 @@ class Enricher:
             logger.warning("enriched product: %s failed: %r", name, exc)
         return _FAILED
 
+    def _acquire(self) -> AbstractAsyncContextManager[PoolConnectionProxy[asyncpg.Record]]:
+        # The part timeouts bound the wait; `acquire` makes sure a connection
+        # left broken by an outage is not lent to the next request.
+        return acquire(self.pool, self.settings.pool_acquire_timeout_s)
+
     async def _product(self, product_id: UUID) -> ProductRecord | None:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await products.get(conn, product_id)
 
     async def _reviews(self, product_id: UUID) -> tuple[list[ReviewRecord], ReviewSummary]:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await reviews.recent_with_summary(
                 conn, product_id, limit=self.settings.enriched_review_limit
             )
 
     async def _inventory(self, product_id: UUID) -> InventoryRecord | None:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await inventory.get(conn, product_id)
 
     async def _prediction(

@@ -10,7 +10,7 @@ from tessera_contracts import v1
 from tessera_catalog import convert
 from tessera_catalog.db import inventory
 from tessera_catalog.db.inventory import InventoryRecord
-from tessera_catalog.db.records import Pool, acquire
+from tessera_catalog.db.records import Pool, acquire, transaction
 from tessera_catalog.errors import ProductNotFound
 from tessera_catalog.events import record_event
 from tessera_catalog.settings import Settings
@@ -33,7 +33,7 @@ class Inventories:
         try:
             async with (
                 acquire(self.pool, self.settings.pool_acquire_timeout_s) as conn,
-                conn.transaction(),
+                transaction(conn),
             ):
                 current = await inventory.get(conn, product_id, for_update=True)
                 if current is None:

@@ -15,7 +15,7 @@ from tessera_contracts import v1
 from tessera_catalog import convert
 from tessera_catalog.db import products
 from tessera_catalog.db.products import NewProduct, ProductFilter, ProductRecord
-from tessera_catalog.db.records import Executor, Pool, acquire
+from tessera_catalog.db.records import Executor, Pool, acquire, transaction
 from tessera_catalog.errors import DuplicateSku, PreconditionFailed, ProductNotFound
 from tessera_catalog.events import record_event
 from tessera_catalog.idempotency import IdempotencyRequest, Rendered, run_idempotent
@@ -100,7 +100,7 @@ class Products:
     ) -> ProductRecord:
         """Apply a patch under the row lock; a patch that changes nothing writes nothing."""
         try:
-            async with self._acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, transaction(conn):
                 current = await self._locked(conn, product_id, if_match)
                 effective = {k: v for k, v in changes.items() if getattr(current, k) != v}
                 if not effective:
@@ -114,7 +114,7 @@ class Products:
 
     async def delete(self, product_id: UUID, *, if_match: str | None) -> None:
         """Delete a product (its reviews and inventory go with it) and record `product.deleted`."""
-        async with self._acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, transaction(conn):
             current = await self._locked(conn, product_id, if_match)
             await products.delete(conn, product_id)
             data = v1.ProductDeleted(product_id=product_id, sku=current.sku)
@@ -139,7 +139,7 @@ class Products:
         sku: str,
     ) -> Rendered:
         try:
-            async with self._acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, transaction(conn):
                 return await run_idempotent(
                     conn, idempotency, self.settings.idempotency_ttl_s, lambda: action(conn)
                 )

@@ -10,7 +10,7 @@ from tessera_contracts import v1
 
 from tessera_catalog import convert
 from tessera_catalog.db import reviews
-from tessera_catalog.db.records import Pool, acquire
+from tessera_catalog.db.records import Pool, acquire, transaction
 from tessera_catalog.db.reviews import NewReview, ReviewRecord
 from tessera_catalog.errors import ProductNotFound
 from tessera_catalog.events import record_event
@@ -45,7 +45,7 @@ class Reviews:
     ) -> Rendered:
         timeout = self.settings.pool_acquire_timeout_s
         try:
-            async with acquire(self.pool, timeout) as conn, conn.transaction():
+            async with acquire(self.pool, timeout) as conn, transaction(conn):
 
                 async def insert() -> Rendered:
                     record = await reviews.insert(conn, uuid4(), product_id, new)
