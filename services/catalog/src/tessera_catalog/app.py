@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
@@ -86,9 +87,15 @@ async def _postgres_ready(request: Request) -> None:
         await conn.fetchval("SELECT 1")
 
 
+@functools.cache
+def _newest_migration() -> str:
+    # Read from the package once: the checks run every second, on the event loop.
+    return load_migrations()[-1].name
+
+
 async def _schema_ready(request: Request) -> None:
     # Until the migrations have run, this version's queries would fail: not ready.
-    newest = load_migrations()[-1].name
+    newest = _newest_migration()
     async with _acquire(request) as conn:
         applied = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", newest

@@ -30,14 +30,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 import nats.errors
 import nats.js.errors
+from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
 
 from tessera_catalog.db import idempotency, outbox
-from tessera_catalog.db.records import Pool
+from tessera_catalog.db.records import Pool, acquire
+from tessera_catalog.errors import DatabaseUnavailable
 from tessera_catalog.messaging.backoff import Backoff
 from tessera_catalog.messaging.connection import NatsConnection
 from tessera_catalog.metrics import CatalogMetrics
@@ -53,7 +56,15 @@ LISTENER_APPLICATION_NAME = "tessera-catalog-outbox"
 _HOUSEKEEPING_INTERVAL_S = 300.0
 _LISTEN_CONNECT_TIMEOUT_S = 2.0
 _LISTEN_CLOSE_TIMEOUT_S = 2.0
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# DatabaseUnavailable: from `records.acquire`, which also drops a connection left
+# in an unknown protocol state; the raw errors: from the LISTEN connection.
+_DB_ERRORS = (
+    DatabaseUnavailable,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
 
 
 class RelayBlocked(Exception):
@@ -227,10 +238,10 @@ class OutboxRelay:
     def _count_failure(self, reason: str) -> None:
         self.metrics.outbox_publish_failures.labels(reason).inc()
 
-    def _acquire(self) -> asyncpg.pool.PoolAcquireContext[asyncpg.Record]:
+    def _acquire(self) -> AbstractAsyncContextManager[PoolConnectionProxy[asyncpg.Record]]:
         # Bounded like a request's, so a round fails (and backs off) instead of
         # hanging while PostgreSQL is unreachable.
-        return self.pool.acquire(timeout=self.settings.pool_acquire_timeout_s)
+        return acquire(self.pool, self.settings.pool_acquire_timeout_s)
 
     async def _backlog_exists(self) -> bool:
         async with self._acquire() as conn:
