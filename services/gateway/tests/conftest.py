@@ -149,11 +149,14 @@ def gateway_settings(keys: Keys, nats_url: str) -> Callable[..., Settings]:
 
 @pytest.fixture
 def make_gateway(gateway_settings: Callable[..., Settings]) -> MakeGateway:
-    """`async with make_gateway(**settings) as client:` a served gateway and a client to it."""
+    """`async with make_gateway(**settings) as client:` a served gateway and a client to
+    it; `clock=` sets the rate limiters' clock."""
 
     @asynccontextmanager
-    async def running(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_gateway(gateway_settings(**overrides))
+    async def running(
+        clock: Callable[[], float] = time.monotonic, **overrides: Any
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_gateway(gateway_settings(**overrides), clock=clock)
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
             yield client
 
@@ -237,6 +240,16 @@ class Tap:
             }
         )
         await send({"type": "http.response.body", "body": response.content})
+
+
+class Clock:
+    """A clock that moves only when a test moves it (`clock.now += 0.5`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 WaitUntil = Callable[..., Awaitable[None]]

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from tessera_gateway.ratelimit import Policy, RateLimiter
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .conftest import Clock
 
 
 class TestTokenBucket:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,7 +10,7 @@ import pytest
 from pydantic import HttpUrl
 from tessera_contracts.problem import Problem
 
-from .conftest import Keys, MakeGateway, Tap, product_body, serve
+from .conftest import Clock, Keys, MakeGateway, Tap, product_body, serve
 
 PRODUCTS = "/v1/products"
 
@@ -210,17 +209,81 @@ class TestFailedAuthenticationLimit:
     async def test_the_block_lifts_as_the_bucket_refills(
         self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
     ) -> None:
+        clock = Clock()
         async with make_gateway(
-            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=4.0
+            clock=clock,
+            catalog_url=HttpUrl(catalog_url),
+            auth_failure_burst=1,
+            auth_failure_rate_per_s=4.0,
         ) as gateway:
             await gateway.get(PRODUCTS, headers=Keys.bearer("tsk_reader_nope"))
             blocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
-            await asyncio.sleep(0.3)  # one attempt back after 0.25 s
+            clock.now += 0.2  # not yet: one attempt is back after 0.25 s
+            still_blocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
+            clock.now += 0.05
             unblocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
 
         assert_problem(blocked, 429)
         assert blocked.headers["retry-after"] == "1"
+        assert_problem(still_blocked, 429)
         assert unblocked.status_code == 200
+
+
+class TestClientAddress:
+    """The per-address limits key on the address uvicorn takes from `X-Forwarded-For`
+    (the test client is a trusted proxy: 127.0.0.1), an IPv6 address by its /64."""
+
+    @staticmethod
+    def from_(address: str) -> dict[str, str]:
+        return {"X-Forwarded-For": address}
+
+    async def test_anonymous_callers_of_one_ipv6_64_share_a_bucket(
+        self, make_gateway: MakeGateway, catalog_url: str
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url),
+            anonymous_rate_limit_burst=1,
+            anonymous_rate_limit_per_s=0.01,
+        ) as gateway:
+            statuses = {
+                address: (await gateway.get(PRODUCTS, headers=self.from_(address))).status_code
+                for address in (
+                    "2001:db8:1:2::1",
+                    "2001:db8:1:2:ffff:ffff:ffff:fffe",  # the same /64
+                    "2001:db8:1:3::1",  # the next /64
+                    "203.0.113.7",
+                    "203.0.113.8",  # IPv4: per address
+                    "::ffff:203.0.113.9",
+                    "203.0.113.9",  # the same IPv4 client, mapped or not
+                )
+            }
+
+        assert statuses == {
+            "2001:db8:1:2::1": 200,
+            "2001:db8:1:2:ffff:ffff:ffff:fffe": 429,
+            "2001:db8:1:3::1": 200,
+            "203.0.113.7": 200,
+            "203.0.113.8": 200,
+            "::ffff:203.0.113.9": 200,
+            "203.0.113.9": 429,
+        }
+
+    async def test_failed_key_checks_from_one_ipv6_64_share_a_budget(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        async with make_gateway(
+            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=0.01
+        ) as gateway:
+            reader = Keys.bearer(keys.reader)
+            wrong = await gateway.get(
+                PRODUCTS, headers=Keys.bearer("tsk_reader_nope") | self.from_("2001:db8:a:b::1")
+            )
+            same_64 = await gateway.get(PRODUCTS, headers=reader | self.from_("2001:db8:a:b::2"))
+            other_64 = await gateway.get(PRODUCTS, headers=reader | self.from_("2001:db8:a:c::1"))
+
+        assert wrong.status_code == 401
+        assert_problem(same_64, 429)
+        assert other_64.status_code == 200
 
 
 class TestBodyLimit:

@@ -6,10 +6,16 @@ and once it is empty every request from that address that carries a key is 429
 without the key being checked, so guessing keys gains nothing until the bucket
 refills, whether a guess is right or wrong. Requests without a key and 403s (a
 genuine key lacking a scope) are not guesses and do not count.
+
+Both limits key on the client address as uvicorn saw it (behind the ingress,
+the one the ingress put in `X-Forwarded-For`), an IPv6 address by its /64: one
+subscriber, and so one attacker, gets a whole /64 and could otherwise take a
+fresh bucket for every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from starlette.types import Scope
@@ -17,6 +23,21 @@ from starlette.types import Scope
 from tessera_gateway.auth import InvalidKey, KeyStore, Principal, presented_key
 from tessera_gateway.errors import Forbidden, RateLimited, Unauthorized
 from tessera_gateway.ratelimit import Policy, RateLimiter
+
+
+def client_address_key(host: str) -> str:
+    """What the per-address limits key on: an IPv4 address as it is, an IPv6 address
+    as its /64 network (`2001:db8:1:2::/64`), an IPv4-mapped IPv6 address as the
+    IPv4 address (a dual-stack listener's IPv4 clients), anything else as it is."""
+    if ":" not in host:  # IPv4 (the common case, without parsing), or a name
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +93,7 @@ class Gatekeeper:
 
     def principal(self, scope: Scope, access: Access) -> Principal:
         client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address_key(client[0]) if client else "unknown"
         try:
             key = presented_key(scope["headers"])
         except InvalidKey as error:

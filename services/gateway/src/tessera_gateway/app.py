@@ -6,7 +6,8 @@ uvicorn tessera_gateway.app:create_app --factory --port 8000
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
@@ -140,7 +141,16 @@ def _cors(settings: Settings) -> dict[str, Any] | None:
     }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """The gateway app.
+
+    Args:
+        settings: default: read from the environment.
+        clock: seconds, of the rate limiters' token buckets (tests pass one they
+            can move on).
+    """
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level)
     if not settings.access_log:
@@ -148,13 +158,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     gatekeeper = Gatekeeper(
         KeyStore.from_setting(settings.api_keys),
-        RateLimiter(settings.rate_limit_max_buckets),
+        RateLimiter(settings.rate_limit_max_buckets, clock),
         anonymous_reads=settings.anonymous_reads,
         key_policy=Policy(settings.rate_limit_per_s, settings.rate_limit_burst),
         anonymous_policy=Policy(
             settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst
         ),
-        failures=RateLimiter(settings.rate_limit_max_buckets),
+        failures=RateLimiter(settings.rate_limit_max_buckets, clock),
         failure_policy=Policy(settings.auth_failure_rate_per_s, settings.auth_failure_burst),
     )
     events = EventHub(settings)

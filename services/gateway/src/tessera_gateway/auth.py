@@ -41,7 +41,8 @@ class ApiKeyEntry:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who made a request: a key id, or an anonymous client address."""
+    """Who made a request: a key id, or an anonymous client address (its rate limit
+    key: an IPv6 address as its /64, see `access.client_address_key`)."""
 
     key_id: str | None
     scopes: frozenset[str]

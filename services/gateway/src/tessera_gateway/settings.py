@@ -4,9 +4,9 @@ Every limit the gateway enforces is a setting, so operators tune it per
 environment (a ConfigMap; the API key hashes come from a Secret).
 """
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from tessera_stack.web.server import ServerSettings
 
@@ -18,8 +18,7 @@ class Settings(ServerSettings):
         env_prefix="GATEWAY_", env_file=".env", extra="ignore", use_attribute_docstrings=True
     )
 
-    port: int = Field(default=8000, ge=0, le=65535)
-    """Port to listen on."""
+    # `port` is the base class's field as it is: its default, 8000, is the gateway's.
 
     catalog_url: HttpUrl = HttpUrl("http://127.0.0.1:8001")
     inference_url: HttpUrl = HttpUrl("http://127.0.0.1:8002")
@@ -111,6 +110,12 @@ class Settings(ServerSettings):
     """Base of the backoff (exponential, full jitter) between attempts of an SSE client
     to reopen its consumer while the stream is unavailable; reset once it works."""
     events_resubscribe_backoff_max_s: float = Field(default=5.0, gt=0)
+    """Longest of those pauses, however many attempts have failed."""
+    events_resubscribe_jitter_s: float = Field(default=0.3, ge=0)
+    """Longest random pause of an SSE client before it reopens its consumer once NATS
+    is back. The reconnection wakes every client at once; the spread keeps their
+    JetStream calls from all reaching the server at the same moment. It adds up to
+    this much to a client's resumption."""
     events_retry_ms: int = Field(default=1000, ge=0)
     """Reconnection delay suggested to SSE clients (`retry:`) when the gateway ends
     their stream at shutdown."""
@@ -127,3 +132,18 @@ class Settings(ServerSettings):
         # Fail at startup, naming the bad entry, rather than at the first request.
         parse_key_entries(value)
         return value
+
+    @model_validator(mode="after")
+    def _events_end_within_the_shutdown(self) -> Self:
+        # A stream still saying goodbye when the server's bound runs out is cut off,
+        # which is what the grace period is there to avoid. 0 (no goodbye) always fits.
+        if (
+            self.events_shutdown_grace_s
+            and self.events_shutdown_grace_s >= self.graceful_shutdown_s
+        ):
+            raise ValueError(
+                f"GATEWAY_EVENTS_SHUTDOWN_GRACE_S ({self.events_shutdown_grace_s} s) must be "
+                f"below GATEWAY_GRACEFUL_SHUTDOWN_S ({self.graceful_shutdown_s} s): SSE "
+                "streams must end within the server's graceful shutdown, or they are cut off"
+            )
+        return self
