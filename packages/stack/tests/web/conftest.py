@@ -101,6 +101,8 @@ def build_demo_app(probes: Probes | None = None, *, title: str = "demo") -> Fast
             raise ProductNotFound(product_id)
         if product_id == 503:
             raise UpstreamDown
+        if product_id == 5031:
+            raise UpstreamDown from ConnectionRefusedError("connect refused by 10.0.0.9")
         if product_id == 500:
             raise RuntimeError("db password=hunter2 leaked in a bug")
         return {"id": product_id, "request_id": request_id(), "outgoing": outgoing_headers()}

@@ -233,6 +233,17 @@ class TestServiceErrors:
         assert problem.upstream == "inference"
         assert response.headers["retry-after"] == "3"
 
+    async def test_a_translated_outage_logs_its_cause(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level("WARNING", logger="tessera_stack.web"):
+            response = await client.get("/v1/products/5031")
+
+        problem = assert_problem(response, 503, "Upstream unavailable")
+        assert "refused" not in (problem.detail or "")  # the client gets the advice only
+        (record,) = [r for r in caplog.records if r.name == "tessera_stack.web"]
+        assert "cause: ConnectionRefusedError('connect refused by 10.0.0.9')" in record.getMessage()
+
     def test_base_class_defaults(self) -> None:
         class CatalogError(ServiceError):
             pass

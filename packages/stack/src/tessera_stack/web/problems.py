@@ -238,7 +238,15 @@ async def _service_error_handler(request: Request, exc: Exception) -> Response:
         # The service did not say what went wrong more precisely: treat it as a bug.
         logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
     elif exc.status_code > 500:
-        logger.warning("%s: %s", problem.title, problem.detail, extra={"upstream": exc.upstream})
+        # The cause (the library error it was translated from) says what broke.
+        cause = exc.__cause__
+        logger.warning(
+            "%s: %s%s",
+            problem.title,
+            problem.detail,
+            f" (cause: {cause!r})" if cause is not None else "",
+            extra={"upstream": exc.upstream},
+        )
     return problem_response(problem, exc.headers)
 
 
