@@ -3,48 +3,25 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
 from tessera_stack.process import free_port
+from tessera_stack.testing import running_service
 
-
-@contextmanager
-def running(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m tessera_inference` with `env` added; yield its base URL once it answers."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tessera_inference", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+COMMAND = [sys.executable, "-m", "tessera_inference"]
 
 
 def test_module_answers_431_beyond_its_header_limit(tmp_path: Path) -> None:
     env = {"INFERENCE_NATS_ENABLED": "false", "INFERENCE_MAX_HEADER_BYTES": "2048"}
-    with running(env, tmp_path / "inference.log") as url:
+    with running_service(COMMAND, env=env, log=tmp_path / "inference.log") as service:
+        url = service.url
         ok = httpx.get(f"{url}/healthz")
         refused = httpx.get(f"{url}/healthz", headers={"X-Big": "b" * 3000})
 
@@ -62,7 +39,7 @@ def test_module_serves_probes_on_the_probe_port_with_its_timing(tmp_path: Path) 
         "INFERENCE_PROBE_READINESS_STALE_S": "5",
     }
     probes = f"http://127.0.0.1:{probe_port}"
-    with running(env, tmp_path / "inference.log"):
+    with running_service(COMMAND, env=env, log=tmp_path / "inference.log"):
         deadline = time.monotonic() + 10
         # The first background run of the readiness checks follows startup.
         while (ready := httpx.get(f"{probes}/readyz")).status_code != 200:
@@ -89,3 +66,67 @@ def test_module_refuses_a_readiness_staleness_bound_below_its_checks(tmp_path: P
 
     assert result.returncode != 0
     assert b"readiness_stale_s" in result.stderr
+
+
+def test_sigterm_drains_the_probe_port_at_once_while_requests_finish(tmp_path: Path) -> None:
+    probe_port = free_port()
+    env = {
+        "INFERENCE_NATS_ENABLED": "false",
+        "INFERENCE_PROBE_PORT": str(probe_port),
+        "INFERENCE_PROBE_READINESS_STALE_S": "5",
+        "INFERENCE_GRACEFUL_SHUTDOWN_S": "20",
+    }
+    probes = f"http://127.0.0.1:{probe_port}"
+    with running_service(COMMAND, env=env, log=tmp_path / "inference.log") as service:
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{probes}/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        host, port = service.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as held:
+            # A request whose body has not all arrived is in flight: uvicorn's
+            # graceful shutdown waits for it (up to 20 s here).
+            held.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+            )
+            time.sleep(0.5)  # for the server to read the headers and start the request
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            answers = []
+            while time.monotonic() - signalled < 3:
+                answers.append(httpx.get(f"{probes}/readyz"))
+                if answers[-1].status_code == 503:
+                    break
+                time.sleep(0.05)
+            still_serving = service.process.poll() is None
+            # The held request ends; then the process exits.
+            held.sendall(b"1\r\n}\r\n0\r\n\r\n")
+            reply = held.recv(65536)
+            service.process.wait(timeout=15)
+
+    assert still_serving  # the graceful phase was still on when /readyz said 503
+    assert answers[-1].status_code == 503, [a.status_code for a in answers]
+    assert answers[-1].json()["detail"] == "draining"
+    assert reply.startswith(b"HTTP/1.1 422 ")  # {} is no prediction request, but it was served
+
+
+def test_module_caps_the_probe_port_connections_as_set(tmp_path: Path) -> None:
+    probe_port = free_port()
+    env = {
+        "INFERENCE_NATS_ENABLED": "false",
+        "INFERENCE_PROBE_PORT": str(probe_port),
+        "INFERENCE_PROBE_MAX_CONNECTIONS": "1",
+    }
+    probes = f"http://127.0.0.1:{probe_port}"
+    with running_service(COMMAND, env=env, log=tmp_path / "inference.log"):
+        alone = httpx.get(f"{probes}/healthz")
+        with socket.create_connection(("127.0.0.1", probe_port), timeout=5):
+            time.sleep(0.2)  # accepted: it holds the one handler
+            try:
+                refused: httpx.Response | httpx.TransportError = httpx.get(f"{probes}/healthz")
+            except httpx.TransportError as exc:
+                refused = exc
+
+    assert alone.status_code == 200
+    assert isinstance(refused, httpx.RemoteProtocolError)  # closed without an answer

@@ -14,6 +14,11 @@ pyproject. Nothing starts unless a test asks for one of these fixtures:
   streams deleted before the test.
 - `nats_url` (function): `nats_server.url`.
 
+And a helper (not a fixture): `running_service(command, env=..., log=...)` runs a
+service's command (`[sys.executable, "-m", "tessera_catalog"]`) on a free port,
+yields once its `/healthz` answers, and stops it afterwards (SIGTERM, then
+SIGKILL if it does not exit in time).
+
 Environment variables:
 
 - `TESSERA_TEST_DATABASE_URL`: use this PostgreSQL server instead of starting
@@ -35,15 +40,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
-from tessera_stack.process import ServerError, run_sync
+from tessera_stack.process import ServerError, free_port, run_sync, spawn, stop_process
 
 # The server modules (asyncpg, nats-py, httpx) are imported by the fixtures that
 # use them: every test session of the workspace loads this plugin.
@@ -151,3 +160,61 @@ def nats_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Nats
 def nats_url(nats_server: NatsServer) -> str:
     """URL of the test's NATS server."""
     return nats_server.url
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """What `running_service` yields."""
+
+    url: str
+    """Base URL of its API port (`http://127.0.0.1:<port>`)."""
+    process: subprocess.Popen[bytes]
+    log: Path
+    """Its stdout and stderr."""
+
+
+@contextmanager
+def running_service(
+    command: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    start_timeout_s: float = 30.0,
+    stop_timeout_s: float = 15.0,
+) -> Iterator[RunningService]:
+    """Run `command --port <free port>` with `env` added to ours, until the block ends.
+
+    Yields once `/healthz` answers 200 on that port; fails the test with the log's
+    tail if the process exits first or does not answer within `start_timeout_s`.
+    Afterwards the process gets SIGTERM and, if it has not exited within
+    `stop_timeout_s`, SIGKILL (the block may have signalled it already).
+    """
+    import httpx
+
+    from tessera_stack.process import tail
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = spawn(
+            [*command, "--port", str(port)],
+            env={**os.environ, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{command} exited with {process.returncode}:\n{tail(log)}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{command} did not answer within {start_timeout_s:g} s:\n{tail(log)}")
+            time.sleep(0.1)
+        yield RunningService(url=url, process=process, log=log)
+    finally:
+        stop_process(process, timeout_s=stop_timeout_s)

@@ -7,7 +7,9 @@ production; the test talks to both over real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import socket
 import threading
 import time
@@ -41,9 +43,20 @@ FAST = ProbeTiming(
     readiness_stale_s=1.0,
     request_timeout_s=0.5,
 )
-# Liveness that tolerates the 2 s blocks of these tests (production: 30 s).
+# Liveness that tolerates the 2 s blocks of these tests (production: 30 s), for
+# every test that expects /healthz to be 200: a loaded runner can hold the loop
+# back for more than FAST's 0.5 s.
 TOLERANT = ProbeTiming(heartbeat_interval_s=0.05, readiness_interval_s=0.05, readiness_stale_s=5.0)
 BLOCK_S = 2.0
+# For the test that stalls the loop on purpose: bounds well inside its block, yet
+# above what a loaded runner delays the loop by.
+STALLING = ProbeTiming(
+    heartbeat_interval_s=0.05,
+    liveness_stall_s=1.5,
+    readiness_interval_s=0.05,
+    readiness_stale_s=1.5,
+)
+STALL_S = 4.0
 
 
 class Dependency:
@@ -206,11 +219,11 @@ class TestBlockedLoop:
     def test_liveness_and_readiness_fail_once_the_loop_stalls_beyond_the_bounds(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, FAST)) as service:
+        with running(build_app(dependency, STALLING)) as service:
             poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-            assert probes.get(f"{service.probes}/healthz").status_code == 200
+            poll(lambda: probes.get(f"{service.probes}/healthz"), ready)
 
-            with loop_blocked(service, dependency, 3.0) as unblocked:
+            with loop_blocked(service, dependency, STALL_S) as unblocked:
                 dead = poll(lambda: probes.get(f"{service.probes}/healthz"), unavailable)
                 stale = poll(lambda: probes.get(f"{service.probes}/readyz"), unavailable)
                 during_the_stall = not unblocked.is_set()
@@ -268,7 +281,7 @@ class TestReadiness:
     def test_answers_are_those_of_the_api_port(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, FAST)) as service:
+        with running(build_app(dependency, TOLERANT)) as service:
             poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
             pairs = [
                 (probes.get(f"{service.probes}/{path}"), probes.get(f"{service.api}/{path}"))
@@ -287,7 +300,7 @@ class TestReadiness:
     def test_draining_is_503_while_liveness_stays_200(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, FAST)) as service:
+        with running(build_app(dependency, TOLERANT)) as service:
             poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
 
             begin_draining(service.app)  # as a SIGTERM handler would, from its thread
@@ -330,7 +343,7 @@ class TestProtocol:
     def test_head_answers_the_status_without_a_body(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, FAST)) as service:
+        with running(build_app(dependency, TOLERANT)) as service:
             poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
             head = probes.head(f"{service.probes}/healthz")
             get = probes.get(f"{service.probes}/healthz")
@@ -380,6 +393,63 @@ class TestProtocol:
         assert meanwhile.status_code == 503  # answered (no lifespan: "starting")
         assert leftover == b""  # closed without an answer
         assert closed_after_s < 1.8  # the 0.5 s timeout set last, not the default 2 s
+
+
+class TestAbuse:
+    def test_a_trickling_client_is_dropped_at_the_request_deadline(
+        self, dependency: Dependency
+    ) -> None:
+        # FAST: 0.5 s for the whole request. One byte every 0.2 s never lets a
+        # single read wait that long.
+        with ProbeServer(build_app(dependency, FAST), "127.0.0.1", 0) as probe_server:
+            with socket.create_connection(("127.0.0.1", probe_server.port), timeout=5) as slow:
+                started = time.monotonic()
+                slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                while time.monotonic() - started < 5 and not _closed_by_peer(slow):
+                    with contextlib.suppress(OSError):
+                        slow.sendall(b"s")
+                    time.sleep(0.2)
+                closed_after_s = time.monotonic() - started
+
+        assert closed_after_s < 2.0  # 0.5 s deadline, generous for a loaded runner
+
+    def test_connections_beyond_the_cap_are_closed_at_once(
+        self, dependency: Dependency, probes: httpx.Client
+    ) -> None:
+        app = build_app(dependency, TOLERANT)  # a request may take 2 s
+        with ProbeServer(app, "127.0.0.1", 0, max_connections=2) as probe_server:
+            address = ("127.0.0.1", probe_server.port)
+            holders = [socket.create_connection(address, timeout=5) for _ in range(2)]
+            try:
+                time.sleep(0.2)  # both accepted, each holding a handler thread
+                with socket.create_connection(address, timeout=5) as third:
+                    third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    started = time.monotonic()
+                    try:
+                        refused_with = _read_all(third)
+                    except ConnectionResetError:
+                        refused_with = b""
+                    refused_after_s = time.monotonic() - started
+            finally:
+                for holder in holders:
+                    holder.close()
+            # The holders' threads end when their connections do: served again.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    after = probes.get(f"http://127.0.0.1:{probe_server.port}/healthz")
+                    break
+                except httpx.RemoteProtocolError:  # closed at once: not released yet
+                    assert time.monotonic() < deadline, "the cap was never released"
+                    time.sleep(0.05)
+
+        assert refused_with == b""  # closed without an answer
+        assert refused_after_s < 1.5  # at once, not at the holders' 2 s deadline
+        assert (Problem.model_validate_json(after.content).detail or "").startswith("starting")
+
+    def test_a_cap_below_one_is_refused(self, dependency: Dependency) -> None:
+        with pytest.raises(ValueError, match="max_connections"):
+            ProbeServer(build_app(dependency, FAST), "127.0.0.1", 0, max_connections=0)
 
 
 class TestLifecycle:
@@ -436,6 +506,17 @@ class TestTiming:
     def test_nonsense_is_refused(self, kwargs: dict[str, float]) -> None:
         with pytest.raises(ValueError, match="ProbeTiming"):
             ProbeTiming(**kwargs)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` (readable with nothing to read, or reset)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(65536, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
 
 
 def _read_all(sock: socket.socket) -> bytes:

@@ -2,29 +2,44 @@
 
 A real uvicorn serves a small app under `server_config` (the protocol every
 service runs) in the test's event loop; clients are raw sockets, so the tests
-control every byte and its timing.
+control every byte and its timing. The shutdown tests need a real signal, so they
+run `scripts/slow_service.py` (a service started by `run_service`) as a process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import re
+import signal
+import socket
+import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httptools
+import httpx
 import uvicorn
+import uvicorn.protocols.http.httptools_impl as uvicorn_httptools
 from fastapi import FastAPI, Request
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
-from tessera_stack.web.server import ServerSettings, server_config
+from tessera_stack.process import free_port
+from tessera_stack.testing import running_service
+from tessera_stack.web import create_service_app, is_draining
+from tessera_stack.web.protocol import HeaderLimitedProtocol
+from tessera_stack.web.server import DrainingServer, ServerSettings, server_config
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.server import ServerState
 
 MB = 1 << 20
+SLOW_SERVICE = Path(__file__).parent / "scripts" / "slow_service.py"
 
 
 def demo_app() -> FastAPI:
@@ -101,6 +116,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.received = b""
+        self.first_received_at: float | None = None
         self.closed_at: float | None = None
         self._reader = asyncio.create_task(self._read(reader))
 
@@ -111,6 +127,8 @@ class Connection:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         with contextlib.suppress(ConnectionError):
             while chunk := await reader.read(65536):
+                if self.first_received_at is None:
+                    self.first_received_at = time.monotonic()
                 self.received += chunk
         self.closed_at = time.monotonic()
 
@@ -425,13 +443,11 @@ class TestKeepAlive:
             connected(port) as connection,
         ):
             await connection.send(get())
-            while not answers(connection.received):
-                await asyncio.sleep(0.01)
-            answered_at = time.monotonic()
             assert await connection.closed_by_server(2)
 
+        assert connection.first_received_at is not None
         assert connection.closed_at is not None
-        assert connection.closed_at - answered_at >= 0.25
+        assert connection.closed_at - connection.first_received_at >= 0.25
         [answer] = answers(connection.received)
         assert answer.status == 200
 
@@ -449,3 +465,231 @@ class TestKeepAlive:
 
         assert still_open
         assert [a.status for a in answers(connection.received)] == [200, 200]
+
+
+class TestChunkedBody:
+    HEAD = (
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+
+    async def _cpu_s(self, port: int, content: bytes) -> float:
+        """CPU time of this process (client and server) to send `content` as one chunk."""
+        request = self.HEAD + b"%x\r\n" % len(content) + content + b"\r\n0\r\n\r\n"
+        started = time.process_time()
+        [answer] = await exchange(port, request)
+        spent = time.process_time() - started
+        assert answer.json() == {"bytes": len(content)}
+        return spent
+
+    async def test_a_chunk_of_line_feeds_costs_about_what_a_chunk_of_letters_costs(self) -> None:
+        # What a chunk holds must not decide how often the parser is called: a
+        # megabyte of line feeds fed line by line is a million parser calls.
+        async with running() as port:
+            await self._cpu_s(port, b"a" * MB)  # warm-up
+            letters = min([await self._cpu_s(port, b"a" * MB) for _ in range(3)])
+            line_feeds = min([await self._cpu_s(port, b"\n" * MB) for _ in range(3)])
+
+        assert line_feeds < 5 * letters, (line_feeds, letters)
+
+    async def test_framing_split_across_reads_is_followed(self) -> None:
+        # Leading zeros, an extension, upper-case hex, data of line feeds and
+        # CRLFs, trailers; sent three bytes at a time.
+        request = (
+            self.HEAD
+            + b"000a;name=value\r\n"
+            + b"\n\r\n\r\n\r\n\r\n\n"
+            + b"\r\nB\r\n"
+            + b"hello world"
+            + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        )
+        async with running() as port, connected(port) as connection:
+            for offset in range(0, len(request), 3):
+                await connection.send(request[offset : offset + 3])
+                await asyncio.sleep(0.002)
+            assert await connection.closed_by_server(5)
+
+        [answer] = answers(connection.received)
+        assert answer.json() == {"bytes": 21}
+
+    async def test_an_over_long_chunk_size_line_ends_the_connection(self) -> None:
+        async with running(max_header_bytes=2048) as port:
+            served = await exchange(port, self.HEAD + b"1;" + b"e" * 4096 + b"\r\nx\r\n0\r\n\r\n")
+
+        # The request was being served, so no answer can follow.
+        assert served == []
+
+    async def test_the_request_after_a_body_of_line_feeds_counts_only_its_headers(self) -> None:
+        body = b"\n" * 5000
+        chunked = (
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1388\r\n" + body + b"\r\n0\r\n\r\n"
+        )
+        async with running(max_header_bytes=2048) as port:
+            at_limit = await exchange(port, chunked + padded_get(2048))
+            over = await exchange(port, chunked + padded_get(2049))
+
+        assert [a.status for a in at_limit] == [200, 200]
+        assert at_limit[0].json() == {"bytes": 5000}
+        assert [a.status for a in over] == [200, 431]
+
+
+# What HeaderLimitedProtocol uses of uvicorn that is not uvicorn's public API.
+PROTOCOL_METHODS = [
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_header",
+    "on_headers_complete",
+    "on_message_complete",
+    "on_response_complete",
+    "_unset_keepalive_if_required",
+    "_should_upgrade",
+    "handle_websocket_upgrade",
+    "_unsupported_upgrade_warning",
+    "send_400_response",
+]
+PROTOCOL_ATTRIBUTES = [
+    "logger",
+    "loop",
+    "parser",
+    "transport",
+    "flow",
+    "pipeline",
+    "cycle",
+    "headers",
+    "server_state",
+]
+
+
+def missing_uvicorn_internals() -> list[str]:
+    """The names HeaderLimitedProtocol needs that this uvicorn does not have."""
+    missing = []
+    status_line = getattr(uvicorn_httptools, "STATUS_LINE", None)
+    if not isinstance(status_line, dict) or not {408, 431} <= status_line.keys():
+        missing.append("httptools_impl.STATUS_LINE[408, 431]")
+    base = uvicorn_httptools.HttpToolsProtocol
+    missing += [
+        f"HttpToolsProtocol.{name}()"
+        for name in PROTOCOL_METHODS
+        if not callable(getattr(base, name, None))
+    ]
+    config = server_config(demo_app(), ServerSettings())
+    config.load()
+    server_state = ServerState()
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = HeaderLimitedProtocol(config, server_state, {}, loop)
+    finally:
+        loop.close()
+    missing += [
+        f"HttpToolsProtocol.{name}" for name in PROTOCOL_ATTRIBUTES if not hasattr(protocol, name)
+    ]
+    missing += [
+        f"ServerState.{name}"
+        for name in ("default_headers", "total_requests")
+        if not hasattr(server_state, name)
+    ]
+    missing += [
+        f"FlowControl.{name}()"
+        for name in ("pause_reading", "resume_reading")
+        if not callable(getattr(FlowControl, name, None))
+    ]
+    # Set per request in RequestResponseCycle.__init__: read its source, as building
+    # one takes a whole connection.
+    cycle_init = inspect.getsource(uvicorn_httptools.RequestResponseCycle.__init__)
+    if "self.response_complete =" not in cycle_init:
+        missing.append("RequestResponseCycle.response_complete")
+    return missing
+
+
+class TestUvicornInternals:
+    def test_uvicorn_still_has_what_the_protocol_relies_on(self) -> None:
+        missing = missing_uvicorn_internals()
+
+        assert missing == [], (
+            f"uvicorn {uvicorn.__version__} no longer has {', '.join(missing)}: "
+            "tessera_stack.web.protocol.HeaderLimitedProtocol relies on them"
+        )
+
+
+@contextmanager
+def in_thread(server: uvicorn.Server) -> Iterator[None]:
+    """Run `server` in a thread of its own for the block (no signal handlers there)."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped before it started"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+class TestShutdown:
+    def test_sigterm_drains_both_ports_for_the_whole_graceful_phase(self, tmp_path: Path) -> None:
+        probe_port = free_port()
+        env = {
+            "SLOW_PROBE_PORT": str(probe_port),
+            "SLOW_PROBE_READINESS_STALE_S": "5",
+            "SLOW_GRACEFUL_SHUTDOWN_S": "20",
+        }
+        probes = f"http://127.0.0.1:{probe_port}"
+        command = [sys.executable, str(SLOW_SERVICE)]
+        with running_service(command, env=env, log=tmp_path / "slow.log") as service:
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{probes}/readyz").status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            host, port = service.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as held:
+                # A slow request in flight keeps the graceful phase going; the
+                # /readyz pipelined behind it is answered when it is done.
+                held.sendall(get("/slow?seconds=2") + get("/readyz"))
+                received = b""
+                while b"started" not in received:
+                    received += held.recv(65536)
+                service.process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                probe_answers = []
+                while time.monotonic() - signalled < 1.5:
+                    probe_answers.append(httpx.get(f"{probes}/readyz"))
+                    if probe_answers[-1].status_code == 503:
+                        break
+                    time.sleep(0.05)
+                probe_answered_within_s = time.monotonic() - signalled
+                while chunk := held.recv(65536):
+                    received += chunk
+            service.process.wait(timeout=15)
+
+        assert probe_answered_within_s < 1.5  # before the slow request ended (2 s)
+        assert probe_answers[-1].status_code == 503
+        assert probe_answers[-1].json()["detail"] == "draining"
+        slow, readiness = answers(received)
+        assert slow.status == 200
+        assert slow.body == b"started\ndone\n"
+        assert readiness.status == 503  # on the API port, still in the graceful phase
+        assert readiness.json()["detail"] == "draining"
+
+    def test_draining_ends_when_the_lifespan_starts_again(self) -> None:
+        app = create_service_app(title="restarted", version="0")
+        settings = ServerSettings(host="127.0.0.1", port=0)
+
+        first = DrainingServer(server_config(app, settings), app)
+        with in_thread(first):
+            assert not is_draining(app)
+            first.handle_exit(signal.SIGTERM, None)  # what the signal would call
+            drained_at_once = is_draining(app)
+        second = DrainingServer(server_config(app, settings), app)
+        with in_thread(second):
+            again = is_draining(app)
+            port = second.servers[0].sockets[0].getsockname()[1]
+            readiness = httpx.get(f"http://127.0.0.1:{port}/readyz")
+
+        assert drained_at_once
+        assert not again
+        assert readiness.status_code == 200

@@ -4,15 +4,14 @@ Settings come from `INFERENCE_*` environment variables and `.env`; a command-lin
 flag (`--port 9000`, `--help` lists them) wins over both.
 """
 
-from tessera_stack.web.server import serve
+from tessera_stack.web.server import run_service
 
 from tessera_inference.app import create_app
 from tessera_inference.settings import Settings
 
 
 def main() -> None:
-    settings = Settings(_cli_parse_args=True, _cli_prog_name="python -m tessera_inference")
-    serve(create_app(settings), settings)
+    run_service(create_app, Settings, prog="python -m tessera_inference")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ bytes serialized in advance. Usage::
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import socketserver
@@ -51,6 +52,8 @@ _ALLOWED = "GET, HEAD"
 # How often the idle server thread wakes to look for a stop() request. Each wake
 # takes the GIL from the event loop for a moment, so not often; stop() waits up to this.
 _POLL_INTERVAL_S = 0.5
+DEFAULT_MAX_CONNECTIONS = 16
+"""Connections :class:`ProbeServer` serves at once unless told otherwise."""
 
 
 def liveness(board: ProbeBoard, now: float) -> Answer:
@@ -78,15 +81,43 @@ def readiness(app: FastAPI, board: ProbeBoard, now: float) -> Answer:
 
 
 class _Server(ThreadingHTTPServer):
-    # One thread per connection (daemon: never waited for at exit): a slow client
-    # holds only its own thread, until the socket timeout drops it.
+    # One thread per connection (daemon: never waited for at exit), at most
+    # `max_connections` at once: a slow client holds only its own thread, until
+    # its request's deadline drops it, and a flood of connections cannot start
+    # threads without bound.
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, app: FastAPI, board: ProbeBoard) -> None:
+    def __init__(
+        self, host: str, port: int, app: FastAPI, board: ProbeBoard, max_connections: int
+    ) -> None:
         self.app = app
         self.board = board
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._refusing = False
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Every handler is busy: close at once rather than queue (a probe that
+            # waits is as bad as one that fails, and a queue is memory to flood).
+            if not self._refusing:  # once per episode, not once per connection
+                logger.warning("probe port: connections refused, all handlers busy")
+            self._refusing = True
+            self.shutdown_request(request)
+            return
+        self._refusing = False
+        try:
+            super().process_request(request, client_address)  # starts the handler thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver would print the traceback to stderr, outside the JSON logs.
@@ -118,9 +149,12 @@ class _Handler(BaseHTTPRequestHandler):
         return "tessera-probes"
 
     def setup(self) -> None:
-        # Every read and write on the connection: a client that stalls is dropped.
-        self.request.settimeout(self.server.board.timing.request_timeout_s)
+        # One deadline for the whole request, not a timeout per read: a client that
+        # trickles a byte now and then is dropped as surely as one that stalls.
+        self._deadline = time.monotonic() + self.server.board.timing.request_timeout_s
         super().setup()
+        self.rfile.close()  # the plain socket file: it would keep the socket open
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self._deadline))
 
     def do_GET(self) -> None:
         self._answer(body=True)
@@ -163,6 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(Answer(status, PROBLEM_MEDIA_TYPE, body), body=send_body, headers=headers)
 
     def _send(self, answer: Answer, *, body: bool, headers: dict[str, str] | None = None) -> None:
+        # The answer leaves in one send (buffered) within what is left of the deadline.
+        self.connection.settimeout(max(self._deadline - time.monotonic(), 0.001))
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.media_type)
         self.send_header("Content-Length", str(len(answer.body)))
@@ -179,16 +215,48 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug(format, *args)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's bytes, each read waiting at most until ``deadline`` (monotonic)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            # What a socket timeout raises: the handler drops the connection.
+            raise TimeoutError("the probe request's deadline passed")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class ProbeServer:
     """Serve ``app``'s ``/healthz`` and ``/readyz`` on ``host:port`` from a daemon thread.
 
     ``app`` must come from :func:`~tessera_stack.web.create_service_app`, whose
     lifespan publishes what this server reads. Port 0 picks a free port (see
     :attr:`port`). Start it before the API server, so the startup probe finds it,
-    and stop it after.
+    and stop it after. Each request must arrive and be answered within
+    ``ProbeTiming.request_timeout_s``; at most ``max_connections`` are served at
+    once, and a connection beyond that is closed at once.
     """
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        self._max_connections = max_connections
         self._app = app
         self._board = probe_board(app)
         self._host = host
@@ -207,7 +275,9 @@ class ProbeServer:
         """Bind (raising OSError when the port is taken) and serve in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("the probe server is already started")
-        server = _Server(self._host, self._requested_port, self._app, self._board)
+        server = _Server(
+            self._host, self._requested_port, self._app, self._board, self._max_connections
+        )
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL_S},
