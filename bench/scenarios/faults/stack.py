@@ -58,7 +58,14 @@ class Stack:
         command += ["up", "--data-dir", str(self.data_dir)]
         for name, port in self.ports.items():
             command += [f"--{name}-port", str(port)]
-        env = {**os.environ, "DATABASE_URL": self.database_url, "NATS_URL": self.nats.url}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "NATS_URL": self.nats.url,
+            # What the manifests' preStop sleep does before a pod's SIGTERM: go on
+            # serving (readiness already 503) while clients move away.
+            **{f"{name.upper()}_SHUTDOWN_DELAY_S": "1" for name in self.ports},
+        }
         with self.log_file.open("wb") as log:
             # SIGINT is Ctrl-C: what a user does to stop it.
             self._up = spawn(command, stop_signal=signal.SIGINT, env=env, stdout=log, stderr=log)

@@ -675,6 +675,38 @@ class TestShutdown:
         assert readiness.status == 503  # on the API port, still in the graceful phase
         assert readiness.json()["detail"] == "draining"
 
+    def test_the_shutdown_delay_keeps_serving_new_connections_while_draining(
+        self, tmp_path: Path
+    ) -> None:
+        env = {"SLOW_SHUTDOWN_DELAY_S": "1.5", "SLOW_GRACEFUL_SHUTDOWN_S": "5"}
+        command = [sys.executable, str(SLOW_SERVICE)]
+        with running_service(command, env=env, log=tmp_path / "slow.log") as service:
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            # New connections during the delay: served, and told to go elsewhere.
+            during = [httpx.get(f"{service.url}/healthz"), httpx.get(f"{service.url}/readyz")]
+            served_within_s = time.monotonic() - signalled
+            service.process.wait(timeout=15)
+            exited_after_s = time.monotonic() - signalled
+
+        assert served_within_s < 1.5
+        assert [answer.status_code for answer in during] == [200, 503]
+        assert during[1].json()["detail"] == "draining"
+        assert exited_after_s >= 1.5
+
+    def test_a_second_signal_ends_the_shutdown_delay(self, tmp_path: Path) -> None:
+        env = {"SLOW_SHUTDOWN_DELAY_S": "30"}
+        command = [sys.executable, str(SLOW_SERVICE)]
+        with running_service(command, env=env, log=tmp_path / "slow.log") as service:
+            service.process.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            service.process.wait(timeout=15)
+            exited_after_s = time.monotonic() - signalled
+
+        assert exited_after_s < 10
+
     def test_draining_ends_when_the_lifespan_starts_again(self) -> None:
         app = create_service_app(title="restarted", version="0")
         settings = ServerSettings(host="127.0.0.1", port=0)

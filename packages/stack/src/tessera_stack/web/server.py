@@ -12,6 +12,7 @@ uvicorn serves each service under :class:`~tessera_stack.web.protocol.HeaderLimi
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import TypeVar
@@ -59,6 +60,12 @@ class ServerSettings(BaseSettings):
     """Idle time after a response before the connection is closed."""
     graceful_shutdown_s: float = Field(default=5.0, ge=0)
     """On SIGTERM, how long in-flight requests (and SSE streams) may still run."""
+    shutdown_delay_s: float = Field(default=0.0, ge=0)
+    """On SIGTERM, how long the service keeps accepting and serving new requests
+    (its `/readyz` already 503) before it stops listening and the graceful shutdown
+    begins. Where nothing takes it out of rotation before the signal (no preStop
+    sleep), this lets clients and load balancers move away before the listener
+    closes and refuses them. A second signal stops at once."""
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of the separate `/healthz` and `/readyz` listener; unset: none."""
     probe_liveness_stall_s: float = Field(default=30.0, gt=1.0)
@@ -109,21 +116,40 @@ class DrainingServer(uvicorn.Server):
     after in-flight requests finished or ``GRACEFUL_SHUTDOWN_S`` passed; until
     then ``/readyz`` would still say 200 and load balancers would keep sending.
     The signal handler marks the app draining first (the probe thread reads it at
-    once), then lets uvicorn shut down as usual. The next lifespan startup resets it.
+    once), then, after ``shutdown_delay_s`` (still serving meanwhile), lets
+    uvicorn shut down as usual. The next lifespan startup resets it.
     """
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, *, shutdown_delay_s: float = 0.0
+    ) -> None:
         super().__init__(config)
         self.service_app = app
+        self.shutdown_delay_s = shutdown_delay_s
+        self._delayed_exit: threading.Timer | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         begin_draining(self.service_app)
-        super().handle_exit(sig, frame)
+        if self.shutdown_delay_s <= 0 or self._delayed_exit is not None:
+            # No delay, or a second signal during it: shut down now.
+            if self._delayed_exit is not None:
+                self._delayed_exit.cancel()
+            super().handle_exit(sig, frame)
+            return
+        # uvicorn's main loop polls `should_exit`, so setting it from a timer thread
+        # is how its own signal handler works too.
+        self._delayed_exit = threading.Timer(
+            self.shutdown_delay_s, super().handle_exit, (sig, frame)
+        )
+        self._delayed_exit.daemon = True
+        self._delayed_exit.start()
 
 
 def serve(app: FastAPI, settings: ServerSettings) -> None:
     """Serve ``app`` until SIGINT/SIGTERM, with its probe listener if ``settings.probe_port``."""
-    server = DrainingServer(server_config(app, settings), app)
+    server = DrainingServer(
+        server_config(app, settings), app, shutdown_delay_s=settings.shutdown_delay_s
+    )
     # What was built so far (modules, the app) lives as long as the process: moving
     # it out of the collector's generations shortens the full collections that,
     # under load, hold the GIL long enough to delay the probe thread's answers
