@@ -83,7 +83,8 @@ class ProbeTiming:
     """The probe port's ``/readyz`` answers 503 when the newest completed run is older
     than this; it must exceed the interval plus the slowest check's timeout."""
     request_timeout_s: float = 2.0
-    """How long the probe port waits on a client's socket before dropping the connection."""
+    """How long one probe request may take on the probe port, from its first byte to
+    the end of the answer; a client that stalls or trickles is dropped after it."""
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
