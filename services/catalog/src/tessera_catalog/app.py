@@ -1,4 +1,4 @@
-"""The catalog service: `uvicorn tessera_catalog.app:create_app --factory`."""
+"""The catalog service's app factory; run it with `python -m tessera_catalog` (port 8001)."""
 
 from __future__ import annotations
 

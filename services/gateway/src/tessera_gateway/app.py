@@ -1,6 +1,7 @@
 """The gateway's app factory.
 
-uvicorn tessera_gateway.app:create_app --factory --port 8000
+Run it with `python -m tessera_gateway` (port 8000): the HTTP server with the header
+limits, timeouts and probe port of `tessera_stack.web.server`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The inference service's app factory.
 
-uvicorn tessera_inference.app:create_app --factory --port 8002
+Run it with `python -m tessera_inference` (port 8002): the HTTP server with the header
+limits, timeouts and probe port of `tessera_stack.web.server`.
 """
 
 from __future__ import annotations

@@ -16,14 +16,16 @@ In a service's ``create_app``::
 * Context: ``outgoing_headers()`` gives ``X-Request-ID`` and ``traceparent`` for
   httpx and NATS calls; a NATS handler runs ``with bind_context(msg.headers):``.
 * Metrics: add the service's own to ``app.state.metrics_registry``.
-* Shutdown: ``/readyz`` turns 503 when lifespan shutdown begins, or earlier via
-  ``begin_draining(app)``.
+* Shutdown: ``/readyz`` turns 503 at SIGTERM under ``serve`` (or when lifespan
+  shutdown begins, or via ``begin_draining(app)``).
 * Probes: ``ProbeServer(app, host, port)`` serves ``/healthz`` and ``/readyz`` on a
   port of their own from a thread, so a saturated event loop cannot starve them
   (timing: ``create_service_app(probe_timing=ProbeTiming(...))`` or
   ``set_probe_timing(app, ...)`` before the lifespan starts).
+* Serving: ``tessera_stack.web.server.run_service(create_app, Settings)`` is a
+  service's ``python -m`` entry point (header limits, timeouts, probe port).
 * Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request;
-  run uvicorn with ``--no-access-log`` so requests are not logged twice.
+  ``serve`` turns uvicorn's own off so requests are not logged twice.
 """
 
 from tessera_stack.web.app import Lifespan, create_service_app
