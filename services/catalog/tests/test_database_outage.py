@@ -4,8 +4,8 @@ A request is held in flight by a table lock the test takes, then its backend
 goes: terminated (`pg_terminate_backend`, SQLSTATE 57P01, as in a fast
 shutdown), the whole server stopped, or crashed by a SIGKILLed backend. Stops
 and crashes run on an embedded server of the test's own, so the session's
-server is left alone. A lost COMMIT acknowledgement is made by a proxy that
-forwards COMMIT and drops the reply.
+server is left alone. A lost COMMIT acknowledgement and a FATAL on an idle
+connection are made by a proxy between the catalog and the server (`pg_proxy`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 from pydantic import PostgresDsn
 from tessera_catalog.db.migrate import apply_migrations
-from tessera_catalog.messaging.relay import LISTENER_APPLICATION_NAME
 from tessera_catalog.settings import Settings
 from tessera_stack.postgres import EmbeddedPostgres, create_database
+
+from .pg_proxy import PostgresProxy, fatal_error, through
+from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
 
 Json = dict[str, Any]
 Serve = Callable[[Settings], Any]
@@ -36,9 +37,10 @@ Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 Send = Callable[[httpx.AsyncClient, Json], Awaitable[httpx.Response]]
 
 TABLES = "products, reviews, inventory, idempotency_keys"
+POOL_APPLICATION_NAME = "tessera-catalog"
 CATALOG_BACKENDS = (
     "FROM pg_stat_activity WHERE datname = current_database() "
-    "AND application_name = 'tessera-catalog' AND wait_event_type = 'Lock'"
+    f"AND application_name = '{POOL_APPLICATION_NAME}' AND wait_event_type = 'Lock'"
 )
 
 
@@ -84,7 +86,6 @@ REQUESTS: dict[str, Send] = {
     "inventory get": lambda c, p: c.get(f"/v1/products/{p['id']}/inventory"),
     "inventory set": lambda c, p: c.put(f"/v1/products/{p['id']}/inventory", json={"quantity": 7}),
 }
-WRITES = [name for name in REQUESTS if not name.endswith(("list", "get"))]
 
 
 def assert_unavailable(response: httpx.Response, title: str = "DatabaseUnavailable") -> None:
@@ -126,6 +127,17 @@ async def blocked_in_flight(
     return request
 
 
+async def terminated_in_flight(
+    db: Db, client: httpx.AsyncClient, send: Send, product: Json, wait_until: WaitUntil
+) -> httpx.Response:
+    """The answer to `send` when its backend is terminated while it waits on a table lock."""
+    async with db.transaction():
+        await db.execute(f"LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE")
+        request = await blocked_in_flight(db, client, send, product, wait_until)
+        assert await db.fetchval(f"SELECT count(pg_terminate_backend(pid)) {CATALOG_BACKENDS}")
+        return await request
+
+
 class TestTerminatedConnection:
     """pg_terminate_backend: what a fast shutdown or an operator does to each session."""
 
@@ -140,11 +152,8 @@ class TestTerminatedConnection:
     ) -> None:
         product = await make_product()
         before = await snapshot(db)
-        async with db.transaction():
-            await db.execute(f"LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE")
-            request = await blocked_in_flight(db, client, REQUESTS[name], product, wait_until)
-            assert await db.fetchval(f"SELECT count(pg_terminate_backend(pid)) {CATALOG_BACKENDS}")
-            response = await request
+
+        response = await terminated_in_flight(db, client, REQUESTS[name], product, wait_until)
 
         assert_unavailable(response)
         assert await snapshot(db) == before
@@ -160,15 +169,12 @@ class TestTerminatedConnection:
         db: Db,
         wait_until: WaitUntil,
     ) -> None:
+        def enriched(c: httpx.AsyncClient, p: Json) -> Awaitable[httpx.Response]:
+            return c.get(f"/v1/products/{p['id']}/enriched")
+
         product = await make_product()
-        async with db.transaction():
-            await db.execute(f"LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE")
-            request = await blocked_in_flight(
-                db, client, lambda c, p: c.get(f"/v1/products/{p['id']}/enriched"), product,
-                wait_until,
-            )  # fmt: skip
-            await db.fetchval(f"SELECT count(pg_terminate_backend(pid)) {CATALOG_BACKENDS}")
-            response = await request
+
+        response = await terminated_in_flight(db, client, enriched, product, wait_until)
 
         assert_unavailable(response, "ProductUnavailable")
 
@@ -216,6 +222,31 @@ async def hold_locks(url: str) -> tuple[Db, int]:
     return conn, int(pid)
 
 
+async def fault_under_a_request(
+    client: httpx.AsyncClient,
+    url: str,
+    send: Send,
+    fault: Callable[[int], Awaitable[None]],
+    wait_until: WaitUntil,
+) -> Json:
+    """Create a product and hold `send` on it in flight, then `fault`: `send` gets a 503.
+
+    `fault` is given the pid of the backend whose locks `send` waits on.
+    Returns the product.
+    """
+    created = await client.post("/v1/products", json=body_v1("OLD-1"))
+    assert created.status_code == 201
+    holder, pid = await hold_locks(url)
+    try:
+        request = await blocked_in_flight(holder, client, send, created.json(), wait_until)
+        await fault(pid)
+        assert_unavailable(await request)
+    finally:
+        holder.terminate()
+    product: Json = created.json()
+    return product
+
+
 async def until_serving(client: httpx.AsyncClient, sku: str) -> list[int]:
     """POST one product until it is created; the statuses answered on the way."""
     statuses = []
@@ -247,20 +278,13 @@ class TestServerStopsAndComesBack:
         own_url: str,
         wait_until: WaitUntil,
     ) -> None:
-        created = await own_client.post("/v1/products", json=body_v1("OLD-1"))
-        assert created.status_code == 201
-        holder, _ = await hold_locks(own_url)
-        try:
-            request = await blocked_in_flight(
-                holder, own_client, REQUESTS[name], created.json(), wait_until
-            )
+        async def stop(_: int) -> None:
             await asyncio.to_thread(own_postgres.stop)
-            assert_unavailable(await request)
-        finally:
-            holder.terminate()
+
+        product = await fault_under_a_request(own_client, own_url, REQUESTS[name], stop, wait_until)
 
         # Stopped: refused connections.
-        assert_unavailable(await REQUESTS[name](own_client, created.json()))
+        assert_unavailable(await REQUESTS[name](own_client, product))
         await asyncio.to_thread(own_postgres.start)
         await until_serving(own_client, "NEW-2")
         assert await skus(own_url) == ["NEW-2", "OLD-1"]
@@ -271,155 +295,45 @@ class TestServerStopsAndComesBack:
         own_url: str,
         wait_until: WaitUntil,
     ) -> None:
-        created = await own_client.post("/v1/products", json=body_v1("OLD-1"))
-        assert created.status_code == 201
-        holder, pid = await hold_locks(own_url)
-        try:
-            request = await blocked_in_flight(
-                holder, own_client, REQUESTS["v1 patch"], created.json(), wait_until
-            )
+        async def crash(pid: int) -> None:
             # A backend killed by signal makes the postmaster end every other session
             # (57P02) and run crash recovery ("the database system is in recovery mode").
             os.kill(pid, signal.SIGKILL)
-            assert_unavailable(await request)
-        finally:
-            holder.terminate()
+
+        await fault_under_a_request(own_client, own_url, REQUESTS["v1 patch"], crash, wait_until)
 
         statuses = await until_serving(own_client, "NEW-2")
         assert set(statuses) <= {201, 503}
         assert await skus(own_url) == ["NEW-2", "OLD-1"]
 
 
-# --- the acknowledgement of a COMMIT is lost -----------------------------------------------
-
-
-class FaultyProxy:
-    """A TCP proxy to PostgreSQL that makes two faults on demand.
-
-    * `armed`: forward an idempotent create's COMMIT and drop the reply. The
-      server commits; the catalog sees the connection close before the answer.
-    * `inject(message)`: send a server message to every client connection, as a
-      dying server does to its idle sessions (57P01) an instant before it closes them.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self.armed = False
-        self.cut = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._clients: set[asyncio.StreamWriter] = set()
-
-    def inject(self, message: bytes) -> None:
-        """Send `message` to the pool's connections (not the relay's LISTEN connection)."""
-        for writer in self._clients:
-            writer.write(message)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.create_task(self._forward(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        startup = await reader.read(65536)
-        up_writer.write(startup)
-        if LISTENER_APPLICATION_NAME.encode() not in startup:
-            self._clients.add(writer)
-        committing = asyncio.Event()
-        doomed = False
-
-        async def upstream() -> None:
-            nonlocal doomed
-            while data := await reader.read(65536):
-                # The create's own connection (the one storing the idempotent
-                # response), not the relay's, which commits too.
-                if self.armed and b"UPDATE idempotency_keys" in data:
-                    self.armed = False
-                    doomed = True
-                if doomed and b"COMMIT" in data:
-                    committing.set()
-                up_writer.write(data)
-                await up_writer.drain()
-            up_writer.close()
-
-        async def downstream() -> None:
-            while data := await up_reader.read(65536):
-                if committing.is_set():
-                    # The server's reply to COMMIT: it committed; the client never hears.
-                    self.cut.set()
-                    writer.transport.abort()
-                    up_writer.transport.abort()
-                    return
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        try:
-            await asyncio.gather(upstream(), downstream())
-        except OSError:
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.transport.abort()
-            up_writer.transport.abort()
+# --- faults made by a proxy: a lost COMMIT acknowledgement, a FATAL on an idle session ---
 
 
 @pytest.fixture
-async def cutter(migrated_url: str) -> AsyncIterator[FaultyProxy]:
-    target = urlsplit(migrated_url)
-    assert target.hostname is not None
-    assert target.port is not None
-    proxy = FaultyProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
-
-
-@pytest.fixture
-async def cut_client(
-    serve: Serve, settings: Settings, cutter: FaultyProxy, migrated_url: str
+async def proxied_client(
+    serve: Serve, settings: Settings, postgres_proxy: PostgresProxy, migrated_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    update = {"database_url": through(cutter, migrated_url)}
+    update = {"database_url": through(postgres_proxy, migrated_url)}
     async with serve(settings.model_copy(update=update)) as client:
         yield client
 
 
-def through(proxy: FaultyProxy, url: str) -> PostgresDsn:
-    """`url` with the proxy's address in place of the server's."""
-    parts = urlsplit(url)
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    return PostgresDsn(parts._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}").geturl())
-
-
 class TestCommitAcknowledgementLost:
     async def test_is_503_saying_the_outcome_is_unknown_and_a_retry_with_the_key_replays(
-        self, cut_client: httpx.AsyncClient, cutter: FaultyProxy, db: Db
+        self, proxied_client: httpx.AsyncClient, postgres_proxy: PostgresProxy, db: Db
     ) -> None:
         headers = {"Idempotency-Key": "lost-ack"}
-        cutter.armed = True
-        first = await cut_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
+        # The create's own session (the one storing the idempotent response), not
+        # the relay's, which commits too.
+        postgres_proxy.lose_commit_reply(after=b"UPDATE idempotency_keys")
+        first = await proxied_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
 
-        assert cutter.cut.is_set()
+        assert postgres_proxy.commit_reply_lost.is_set()
         assert_unavailable(first, "CommitOutcomeUnknown")
         assert "may or may not" in first.json()["detail"]
         # It did commit: the retry with the same key gets the original answer back.
-        retry = await cut_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
+        retry = await proxied_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
         assert retry.status_code == 201, retry.text
         assert retry.headers["idempotent-replayed"] == "true"
         assert await db.fetchval("SELECT count(*) FROM products WHERE sku = 'ACK-1'") == 1
@@ -433,24 +347,11 @@ class TestCommitAcknowledgementLost:
         wait_until: WaitUntil,
     ) -> None:
         product = await make_product()
-        async with db.transaction():
-            await db.execute(f"LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE")
-            request = await blocked_in_flight(db, client, REQUESTS["v1 patch"], product, wait_until)
-            await db.fetchval(f"SELECT count(pg_terminate_backend(pid)) {CATALOG_BACKENDS}")
-            response = await request
+
+        response = await terminated_in_flight(db, client, REQUESTS["v1 patch"], product, wait_until)
 
         assert_unavailable(response)
         assert "nothing was changed" in response.json()["detail"]
-
-
-def fatal_error(code: str, message: str) -> bytes:
-    """A PostgreSQL ErrorResponse message of severity FATAL."""
-    fields = b"".join(
-        kind + value.encode() + b"\0"
-        for kind, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message))
-    )
-    body = fields + b"\0"
-    return b"E" + (len(body) + 4).to_bytes(4, "big") + body
 
 
 class TestFatalOnAnIdleConnection:
@@ -458,42 +359,37 @@ class TestFatalOnAnIdleConnection:
         self,
         serve: Serve,
         settings: Settings,
-        cutter: FaultyProxy,
+        postgres_proxy: PostgresProxy,
         migrated_url: str,
         db: Db,
         wait_until: WaitUntil,
     ) -> None:
         # The relay must not be the first to borrow a connection after the fault.
         quiet_relay = {"outbox_poll_interval_s": 60.0, "outbox_pending_refresh_s": 60.0}
-        async with serve(
-            settings.model_copy(
-                update={"database_url": through(cutter, migrated_url)} | quiet_relay
-            )
-        ) as client:
-            await self._check(client, cutter, db, wait_until)
+        update = {"database_url": through(postgres_proxy, migrated_url)} | quiet_relay
+        async with serve(settings.model_copy(update=update)) as client:
+            created = await client.post("/v1/products", json=body_v1("IDLE-1"))
+            assert created.status_code == 201
 
-    async def _check(
-        self, cut_client: httpx.AsyncClient, cutter: FaultyProxy, db: Db, wait_until: WaitUntil
-    ) -> None:
-        created = await cut_client.post("/v1/products", json=body_v1("IDLE-1"))
-        assert created.status_code == 201
+            async def published() -> bool:
+                return not await db.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
 
-        async def published() -> bool:
-            return not await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            await wait_until(published, what="the relay to publish the create")
+            await asyncio.sleep(0.2)  # and to go back to waiting
+            # What a fast shutdown sends each idle session; the close that follows
+            # is held back, so the pool still thinks its connections are open.
+            fatal = fatal_error("57P01", "terminating connection due to administrator command")
+            assert postgres_proxy.inject(fatal, application_name=POOL_APPLICATION_NAME)
+            await asyncio.sleep(0.1)
 
-        await wait_until(published, what="the relay to publish the create")
-        await asyncio.sleep(0.2)  # and to go back to waiting
-        # What a fast shutdown sends each idle session; the close that follows
-        # is held back, so the pool still thinks its connections are open.
-        cutter.inject(fatal_error("57P01", "terminating connection due to administrator command"))
-        await asyncio.sleep(0.1)
-
-        # Every pooled connection got the message: the first borrower fails.
-        assert_unavailable(await REQUESTS["v1 patch"](cut_client, created.json()))
-        # Each broken connection fails one request at most, then a new one serves.
-        for _ in range(10):
-            response = await REQUESTS["v1 get"](cut_client, created.json())
-            if response.status_code == 200:
-                break
-            assert_unavailable(response)
-        assert response.status_code == 200
+            # Every pooled connection got the message: the first borrower fails.
+            assert_unavailable(await REQUESTS["v1 patch"](client, created.json()))
+            # Each broken connection fails one request at most, then a new one serves.
+            for _ in range(10):
+                response = await REQUESTS["v1 get"](client, created.json())
+                if response.status_code == 200:
+                    break
+                assert_unavailable(response)
+            assert response.status_code == 200

@@ -1,9 +1,9 @@
 """The outbox relay through outages: backoff and recovery, NOTIFY, true metrics, shutdown flush.
 
-NATS outages stop and restart the embedded nats-server. PostgreSQL outages put a
-TCP proxy between the catalog and the real server and cut it: the catalog sees
-refused connects and dropped sessions, as when PostgreSQL restarts, while the
-test keeps its own direct connection.
+NATS outages stop and restart the embedded nats-server. PostgreSQL outages stop
+and restart a proxy between the catalog and the real server (`pg_proxy`): the
+catalog sees refused connects and dropped sessions, as when PostgreSQL restarts,
+while the test keeps its own direct connection.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -22,11 +21,13 @@ import nats
 import nats.js.errors
 import pytest
 from nats.js import JetStreamContext
-from pydantic import PostgresDsn
 from tessera_catalog.messaging.backoff import Backoff
 from tessera_catalog.messaging.relay import LISTENER_APPLICATION_NAME
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1
+
+from .pg_proxy import PostgresProxy, through
+from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
 
 Serve = Callable[[Settings], Any]
 WaitUntil = Callable[..., Awaitable[None]]
@@ -34,86 +35,6 @@ Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 # Longer than any bound asserted below: a relay that sat out its backoff fails them.
 LONG_BACKOFF = {"outbox_backoff_initial_s": 20.0, "outbox_backoff_max_s": 20.0}
-
-
-class TcpProxy:
-    """127.0.0.1:<port> forwarded to a server; `stop()` refuses and cuts every connection."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        # Same port on restart (asyncio binds with SO_REUSEADDR), so DSNs stay valid.
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.create_task(self._forward(reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            self._writers.discard(writer)
-            return
-        self._writers.add(up_writer)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        except OSError:
-            pass
-        finally:
-            for end in (writer, up_writer):
-                end.transport.abort()
-                self._writers.discard(end)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-
-
-@pytest.fixture
-async def postgres_proxy(migrated_url: str) -> AsyncIterator[TcpProxy]:
-    target = urlsplit(migrated_url)
-    assert target.hostname is not None
-    assert target.port is not None
-    proxy = TcpProxy(target.hostname, target.port)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
-
-
-def through(proxy: TcpProxy, url: str) -> PostgresDsn:
-    """`url` with the proxy's address in place of the server's."""
-    parts = urlsplit(url)
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    address = f"127.0.0.1:{proxy.port}"
-    return PostgresDsn(
-        parts._replace(netloc=f"{userinfo}@{address}" if userinfo else address).geturl()
-    )
 
 
 def sample(metrics: str, name: str) -> float:
@@ -154,6 +75,13 @@ async def stream_ids(nats_url: str) -> list[str]:
 
 async def outbox_ids(db: Db) -> list[str]:
     return [r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox ORDER BY id")]
+
+
+async def assert_published_once_in_order(nats_url: str, db: Db, count: int) -> None:
+    """Stream CATALOG holds the outbox's `count` events, each once, in outbox order."""
+    ids = await stream_ids(nats_url)
+    assert ids == await outbox_ids(db)
+    assert len(ids) == len(set(ids)) == count
 
 
 async def create(client: httpx.AsyncClient, sku: str, timeout_s: float = 10.0) -> None:
@@ -238,9 +166,7 @@ class TestNatsOutage:
 
             await wait_until(backlog_gone, timeout_s=5, what="catalog_outbox_pending back to 0")
 
-        ids = await stream_ids(nats_url)
-        assert ids == await outbox_ids(db)
-        assert len(ids) == len(set(ids)) == 6
+        await assert_published_once_in_order(nats_url, db, 6)
 
     async def test_a_missing_stream_is_counted_as_a_failure(
         self,
@@ -265,7 +191,7 @@ class TestNatsOutage:
             page = await metrics_page(client)
 
         assert sample(page, 'catalog_outbox_publish_failures_total{reason="no_stream"}') >= 1
-        assert await stream_ids(nats_url) == await outbox_ids(db)
+        await assert_published_once_in_order(nats_url, db, 1)
 
 
 class TestListen:
@@ -296,7 +222,7 @@ class TestListen:
                 await create(client, "NOTIFY-2")
                 await wait_until(lambda: _is_zero(pending(db)), what="published on NOTIFY again")
 
-        assert await stream_ids(nats_url) == await outbox_ids(db)
+        await assert_published_once_in_order(nats_url, db, 2)
 
     async def test_a_stop_during_connect_leaves_no_listen_connection_behind(
         self, serve: Serve, settings: Settings, db: Db, wait_until: WaitUntil
@@ -323,7 +249,7 @@ class TestPostgresOutage:
         serve: Serve,
         settings: Settings,
         migrated_url: str,
-        postgres_proxy: TcpProxy,
+        postgres_proxy: PostgresProxy,
         nats_url: str,
         db: Db,
         wait_until: WaitUntil,
@@ -355,9 +281,7 @@ class TestPostgresOutage:
                 await create(client, "AFTER-1")
                 await wait_until(lambda: _is_zero(pending(db)), what="published after the outage")
 
-        ids = await stream_ids(nats_url)
-        assert ids == await outbox_ids(db)
-        assert len(ids) == len(set(ids)) == 2
+        await assert_published_once_in_order(nats_url, db, 2)
 
 
 @pytest.mark.embedded_nats
@@ -385,9 +309,7 @@ class TestShutdownFlush:
             nats_server.start()
 
         assert await pending(db) == 0
-        ids = await stream_ids(nats_url)
-        assert ids == await outbox_ids(db)
-        assert len(ids) == len(set(ids)) == 3
+        await assert_published_once_in_order(nats_url, db, 3)
 
     async def test_the_flush_ends_at_the_grace_and_leaves_the_rest_in_the_outbox(
         self,
