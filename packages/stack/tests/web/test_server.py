@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
 from tessera_stack.process import free_port
 from tessera_stack.testing import running_service
-from tessera_stack.web import create_service_app, is_draining
+from tessera_stack.web import begin_draining, create_service_app, is_draining
 from tessera_stack.web.protocol import HeaderLimitedProtocol
 from tessera_stack.web.server import DrainingServer, ServerSettings, server_config
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -714,7 +714,11 @@ class TestShutdown:
         first = DrainingServer(server_config(app, settings), app)
         with in_thread(first):
             assert not is_draining(app)
-            first.handle_exit(signal.SIGTERM, None)  # what the signal would call
+            # What the SIGTERM handler does first (the subprocess tests above send
+            # the real signal). Not `handle_exit` itself in this process: uvicorn's
+            # is wrapped by sse-starlette (imported by the gateway's tests), which
+            # then ends every later event stream of the process for good.
+            begin_draining(app)
             drained_at_once = is_draining(app)
         second = DrainingServer(server_config(app, settings), app)
         with in_thread(second):
