@@ -130,16 +130,19 @@ def uvicorn_service(
     factory: str,
     env: Mapping[str, str],
     port: int | None = None,
+    *,
+    hardened: bool = True,
 ) -> Iterator[str]:
     """Serve `factory` (e.g. `tessera_catalog.app:create_app`) on a free port for the block.
 
     A service's factory runs as in production, `python -m tessera_<name>` (uvicorn
-    under the service's header limits and timeouts); any other (a baseline app) under
-    plain uvicorn with uvloop and httptools.
+    under the service's header limits and timeouts); any other (a baseline app), or
+    a service with `hardened=False` (to measure what the limits cost), under plain
+    uvicorn with uvloop and httptools.
     """
     port = port or free_port()
     service = _SERVICE_FACTORY.fullmatch(factory)
-    if service is not None:
+    if service is not None and hardened:
         command = [
             sys.executable, "-m", service["module"], "--host", "127.0.0.1", "--port", str(port)
         ]  # fmt: skip

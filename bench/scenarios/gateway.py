@@ -5,10 +5,11 @@
 1. `GET /v1/products/{id}` at 64 connections (wrk), rounds alternating the
    targets: the catalog directly, nginx proxying to it (keep-alive upstream),
    the gateway as deployed (aiohttp client, fast lane, an API key checked and
-   rate limited on every request), and two variants of the gateway that show
-   what its design choices are worth: FastAPI's own routing and middleware
-   instead of the fast lane, and httpx instead of aiohttp. Medians over rounds;
-   ratios are the median of per-round ratios to nginx.
+   rate limited on every request), and variants of the gateway that show what
+   its design choices are worth: FastAPI's own routing and middleware instead
+   of the fast lane, httpx instead of aiohttp, and uvicorn's stock httptools
+   protocol instead of the header-limited one (what the limits cost). Medians
+   over rounds; ratios are the median of per-round ratios to nginx.
 2. 1,000 connections for 60 s (`--timeout 10s`) against nginx and the gateway:
    connection errors, non-2xx responses, p50 and p99.
 
@@ -26,6 +27,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -46,10 +48,19 @@ SOAK_CONNECTIONS = 1000
 CATALOG = "tessera_catalog.app:create_app"
 GATEWAY = "tessera_gateway.app:create_app"
 
-VARIANTS: dict[str, dict[str, str]] = {
-    "gateway": {},
-    "gateway, FastAPI routing (no fast lane)": {"GATEWAY_FAST_LANE": "false"},
-    "gateway, httpx client": {"GATEWAY_UPSTREAM_CLIENT": "httpx"},
+
+@dataclass(frozen=True)
+class Variant:
+    env: dict[str, str] = field(default_factory=dict)
+    hardened: bool = True
+    """Under `python -m tessera_gateway` (header limits, timeouts), not plain uvicorn."""
+
+
+VARIANTS: dict[str, Variant] = {
+    "gateway": Variant(),
+    "gateway, FastAPI routing (no fast lane)": Variant({"GATEWAY_FAST_LANE": "false"}),
+    "gateway, httpx client": Variant({"GATEWAY_UPSTREAM_CLIENT": "httpx"}),
+    "gateway, stock uvicorn protocol (no header limits)": Variant(hardened=False),
 }
 
 
@@ -79,7 +90,7 @@ def _bench_key() -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _gateway(catalog: str, nats_url: str, api_keys: str, extra: dict[str, str]) -> Iterator[str]:
+def _gateway(catalog: str, nats_url: str, api_keys: str, variant: Variant) -> Iterator[str]:
     env = {
         "GATEWAY_CATALOG_URL": catalog,
         "GATEWAY_NATS_URL": nats_url,
@@ -88,9 +99,9 @@ def _gateway(catalog: str, nats_url: str, api_keys: str, extra: dict[str, str]) 
         # The benchmark measures forwarding, not refusals: a bucket wrk cannot empty.
         "GATEWAY_RATE_LIMIT_PER_S": "1000000",
         "GATEWAY_RATE_LIMIT_BURST": "1000000",
-        **extra,
+        **variant.env,
     }
-    with uvicorn_service(GATEWAY, env) as url:
+    with uvicorn_service(GATEWAY, env, hardened=variant.hardened) as url:
         yield url
 
 
@@ -145,9 +156,9 @@ def run(quick: bool) -> str:
                 "catalog (direct)": catalog,
                 "nginx": servers.enter_context(nginx_proxy(catalog)),
             }
-            for name, extra in VARIANTS.items():
+            for name, variant in VARIANTS.items():
                 bases[name] = servers.enter_context(
-                    _gateway(catalog, infra.nats_url, api_keys, extra)
+                    _gateway(catalog, infra.nats_url, api_keys, variant)
                 )
             for name, base in bases.items():
                 check = httpx.get(base + path, headers=auth, timeout=10)
