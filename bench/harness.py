@@ -153,19 +153,35 @@ def uvicorn_service(
             "--loop", "uvloop", "--http", "httptools",
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-    process_env = {**os.environ, **env}
+    base_url = f"http://127.0.0.1:{port}"
+    with service_process(command, env, ready_urls=[f"{base_url}/readyz"]):
+        yield base_url
+
+
+@contextlib.contextmanager
+def service_process(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    ready_urls: Sequence[str],
+    stop_timeout_s: float = 15.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` with `env` added for the block, once every one of `ready_urls` answers 200."""
     # Keep the service's JSON logs out of the benchmark's own output.
     process = subprocess.Popen(
-        command, env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        list(command),
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(f"{base_url}/readyz", process)
-        yield base_url
+        for url in ready_urls:
+            wait_until_answering(url, process)
+        yield process
     finally:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=stop_timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

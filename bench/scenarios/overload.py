@@ -23,7 +23,6 @@ import contextlib
 import http.client
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,8 +41,8 @@ from bench.harness import (
     markdown_table,
     raise_open_files_limit,
     require_tool,
+    service_process,
     uvicorn_service,
-    wait_until_answering,
     wrk,
 )
 
@@ -83,8 +82,7 @@ def _cpu_seconds(pid: int) -> float:
 def _gateway(env: dict[str, str]) -> Iterator[Gateway]:
     """`python -m tessera_gateway` with a probe port, as the container runs it."""
     port, probe_port = free_port(), free_port()
-    process_env = {
-        **os.environ,
+    gateway_env = {
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_PROBE_PORT": str(probe_port),
@@ -94,24 +92,14 @@ def _gateway(env: dict[str, str]) -> Iterator[Gateway]:
         "GATEWAY_ACCESS_LOG": "false",
         **env,
     }
-    process = subprocess.Popen(
+    api, probes = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{probe_port}"
+    with service_process(
         [sys.executable, "-m", "tessera_gateway"],
-        env=process_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    gateway = Gateway(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{probe_port}", process.pid)
-    try:
-        wait_until_answering(f"{gateway.probes}/readyz", process)
-        wait_until_answering(f"{gateway.api}/readyz", process)
-        yield gateway
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        gateway_env,
+        ready_urls=[f"{probes}/readyz", f"{api}/readyz"],
+        stop_timeout_s=30.0,
+    ) as process:
+        yield Gateway(api, probes, process.pid)
 
 
 def _probe_once(base: str, path: str, series: ProbeSeries) -> None:
