@@ -21,7 +21,7 @@ from tessera_stack.web.health import (
 )
 from tessera_stack.web.metrics import HttpMetrics, metrics_endpoint
 from tessera_stack.web.middleware import RequestContextMiddleware, RouteTemplates
-from tessera_stack.web.openapi import problem_openapi
+from tessera_stack.web.openapi import operation_openapi, problem_openapi
 from tessera_stack.web.problems import install_problem_handlers
 
 __all__ = ["Lifespan", "create_service_app"]
@@ -64,7 +64,9 @@ class _ServiceApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            self.openapi_schema = problem_openapi(super().openapi())
+            self.openapi_schema = operation_openapi(
+                problem_openapi(super().openapi()), self.router.routes
+            )
         return self.openapi_schema
 
 

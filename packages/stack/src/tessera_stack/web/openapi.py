@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from pydantic.json_schema import models_json_schema
+from starlette.routing import BaseRoute
+from tessera_contracts.operations import EVENT_STREAM, Operation
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 
 from tessera_stack.web.problems import status_title
 
-__all__ = ["PROBLEM_RESPONSES", "problem_openapi", "problem_responses"]
+__all__ = ["PROBLEM_RESPONSES", "operation_openapi", "problem_openapi", "problem_responses"]
 
 _REF_PREFIX = "#/components/schemas/"
 _JSON = "application/json"
@@ -92,3 +96,65 @@ def problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         if name in schemas and f'"{_REF_PREFIX}{name}"' not in json.dumps(doc):
             del schemas[name]
     return doc
+
+
+def operation_openapi(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """Document each contract operation's answers as its declaration says, in place.
+
+    * No 422 where invalid input is another status (the Open Inference Protocol's
+      400): FastAPI adds one to every operation with parameters.
+    * An event stream's success is `text/event-stream` with an `itemSchema`, one
+      event as OpenAPI 3.2 describes Server-Sent Events (and FastAPI's own SSE
+      routes document them): `id`, `event`, and `data` the JSON of one item.
+
+    Args:
+        schema: the document; changed in place.
+        routes: the app's routes; those serving an `Operation` are documented.
+
+    Returns:
+        `schema`.
+    """
+    # Imported here: tessera_stack.web.operations imports this module.
+    from tessera_stack.web.operations import OperationRoute
+
+    # Included routers stay nested in FastAPI: their route contexts give each
+    # original route with the path it is served at.
+    for context in iter_route_contexts(list(routes)):
+        route = context.original_route
+        if not isinstance(route, OperationRoute) or not route.include_in_schema:
+            continue
+        operation = route.operation
+        document = schema["paths"][context.path_format][operation.method.lower()]
+        responses = document["responses"]
+        if operation.validation_status != 422:
+            responses.pop("422", None)
+        if operation.stream is not None:
+            success = responses[str(operation.status)]
+            content = success.get("content", {})
+            item_ref: dict[str, Any] = next(
+                (part["schema"] for part in content.values() if "schema" in part), {}
+            )
+            success["content"] = {EVENT_STREAM: {"itemSchema": _event_schema(operation, item_ref)}}
+    return schema
+
+
+def _event_schema(operation: Operation, item_ref: dict[str, Any]) -> dict[str, Any]:
+    assert operation.stream is not None
+    return {
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": operation.stream.id_description,
+            },
+            "event": {"type": "string", "enum": list(operation.stream.event_types)},
+            "data": {
+                "type": "string",
+                "contentMediaType": _JSON,
+                "contentSchema": item_ref,
+            },
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
