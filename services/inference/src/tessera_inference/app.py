@@ -6,9 +6,9 @@ limits, timeouts and probe port of `tessera_stack.web.server`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -102,18 +102,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(v1.router)
     app.include_router(v2.router)
-    _document_oip_errors(app)
     return app
-
-
-def _document_oip_errors(app: FastAPI) -> None:
-    build: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            # build() caches the shared document there; ours replaces it.
-            app.openapi_schema = v2.oip_openapi(build())
-        return app.openapi_schema
-
-    # FastAPI's documented way to customise the schema: replace `app.openapi`.
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,9 +1,10 @@
-"""v2: the Open Inference Protocol (KServe v2) REST API.
+"""v2: the Open Inference Protocol (KServe v2) REST API, `v2.OPERATIONS` owned by inference.
 
 Errors on these routes are the protocol's `{"error": "..."}` (400 for a bad
 request or tensor, a body that is not JSON included; 404 for an unknown model
 or version; 503 while shutting down), not problem+json: existing OIP clients
-parse that shape. The document says so too: no 422 (see `oip_openapi`).
+parse that shape. The operations declare exactly that (`error_model`,
+`validation_status=400`), so their documents have no 422 either.
 
 Versions: a model's versions are "1.0", "2.0"; "1", "v1" and "v1.0" name "1.0"
 too, and a response names the version as the request's URL spelled it. Without
@@ -18,10 +19,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from tessera_contracts import v2
 from tessera_stack.web import is_draining
+from tessera_stack.web.operations import OperationRoute, implements
 from tessera_stack.web.problems import field_errors, unparsable_body
 
 from tessera_inference import __version__
@@ -53,8 +54,8 @@ def _validation_message(error: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-class OipRoute(APIRoute):
-    """Renders this router's errors in the protocol's format instead of problem+json."""
+class OipRoute(OperationRoute):
+    """Renders an operation's errors in the protocol's format instead of problem+json."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -79,37 +80,29 @@ class OipRoute(APIRoute):
         return oip_handler
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": v2.InferenceErrorResponse, "description": "Bad request or tensor"},
-    404: {"model": v2.InferenceErrorResponse, "description": "Unknown model or version"},
-    503: {"model": v2.InferenceErrorResponse, "description": "Shutting down"},
-}
+router = APIRouter()
 
-router = APIRouter(
-    prefix="/v2",
-    tags=["v2 (Open Inference Protocol)"],
-    route_class=OipRoute,
+_OIP_ROUTE: dict[str, Any] = {
+    "route_class": OipRoute,
     # Triton and KServe read a body without Content-Type as JSON, and some OIP
     # clients send none; FastAPI would otherwise refuse it.
-    strict_content_type=False,
-)
+    "strict_content_type": False,
+}
 
 
-@router.get("")
+@implements(router, v2.SERVER_METADATA, **_OIP_ROUTE)
 async def server_metadata() -> v2.ServerMetadataResponse:
-    """Server name, version and protocol extensions."""
     return v2.ServerMetadataResponse(name=SERVER_NAME, version=__version__, extensions=[])
 
 
-@router.get("/health/live")
+@implements(router, v2.SERVER_LIVE, **_OIP_ROUTE)
 async def server_live() -> v2.ServerLiveResponse:
-    """Whether the server is alive."""
     return v2.ServerLiveResponse(live=True)
 
 
-@router.get("/health/ready", responses={503: {"model": v2.ServerReadyResponse}})
+@implements(router, v2.SERVER_READY, **_OIP_ROUTE)
 async def server_ready(request: Request, service: ServiceDep) -> Response:
-    """Whether the server can infer: models loaded and not shutting down (503 when not)."""
+    # Not ready is the operation's declared 503 answer, with the same body.
     ready = len(service.registry) > 0 and not is_draining(request.app)
     body = v2.ServerReadyResponse(ready=ready).model_dump()
     return JSONResponse(body, status_code=200 if ready else 503)
@@ -130,57 +123,53 @@ def _metadata(service: InferenceService, model: OnnxModel) -> v2.ModelMetadataRe
     )
 
 
-@router.get("/models/{name}", responses=_ERRORS)
+@implements(router, v2.MODEL_METADATA, **_OIP_ROUTE)
 async def model_metadata(name: str, service: ServiceDep) -> v2.ModelMetadataResponse:
-    """Inputs, outputs and versions of a model (its latest version)."""
     return _metadata(service, service.registry.get(name))
 
 
-@router.get("/models/{name}/versions/{version}", responses=_ERRORS)
+@implements(router, v2.MODEL_VERSION_METADATA, **_OIP_ROUTE)
 async def model_version_metadata(
     name: str, version: str, service: ServiceDep
 ) -> v2.ModelMetadataResponse:
-    """Inputs, outputs and versions of one model version."""
     return _metadata(service, service.registry.get(name, version))
 
 
-@router.get("/models/{name}/ready", responses=_ERRORS)
+@implements(router, v2.MODEL_READY, **_OIP_ROUTE)
 async def model_ready(name: str, service: ServiceDep) -> v2.ModelReadyResponse:
-    """Whether a model can infer (every loaded model can; unknown ones are 404)."""
+    # Every loaded model can infer: only an unknown one is not ready (404).
     service.registry.get(name)
     return v2.ModelReadyResponse(name=name, ready=True)
 
 
-@router.get("/models/{name}/versions/{version}/ready", responses=_ERRORS)
+@implements(router, v2.MODEL_VERSION_READY, **_OIP_ROUTE)
 async def model_version_ready(
     name: str, version: str, service: ServiceDep
 ) -> v2.ModelReadyResponse:
-    """Whether a model version can infer."""
     service.registry.get(name, version)
     return v2.ModelReadyResponse(name=name, ready=True)
 
 
-@router.post("/models/{name}/infer", responses=_ERRORS, response_model_exclude_none=True)
+# Responses leave out null members (`parameters`): some OIP clients reject a null map.
+_INFER_ROUTE: dict[str, Any] = _OIP_ROUTE | {"response_model_exclude_none": True}
+
+
+@implements(router, v2.INFER, **_INFER_ROUTE)
 async def infer(name: str, body: v2.InferenceRequest, service: ServiceDep) -> v2.InferenceResponse:
-    """Class probabilities for a batch of rows, from the model's latest version."""
     model = service.registry.get(name)
     return await _infer(service, model, body, model.card.version)
 
 
-@router.post(
-    "/models/{name}/versions/{version}/infer", responses=_ERRORS, response_model_exclude_none=True
-)
+@implements(router, v2.INFER_VERSION, **_INFER_ROUTE)
 async def infer_version(
     name: str, version: str, body: v2.InferenceRequest, service: ServiceDep
 ) -> v2.InferenceResponse:
-    """Class probabilities for a batch of rows, from one model version."""
     # The response names the version as the caller spelled it ("v1.0", "1"), so a
     # v1 client going through the protocol (tessera_contracts.conversions) gets
     # back the string it sent.
     return await _infer(service, service.registry.get(name, version), body, version)
 
 
-# Responses leave out null members (`parameters`): some OIP clients reject a null map.
 async def _infer(
     service: InferenceService, model: OnnxModel, body: v2.InferenceRequest, version: str
 ) -> v2.InferenceResponse:
@@ -229,18 +218,3 @@ def _rows(service: InferenceService, model: OnnxModel, body: v2.InferenceRequest
             f"at most {service.settings.max_rows_per_request} rows per request, got {tensor.shape[0]}"
         )
     return as_rows(tensor.data, tensor.shape, model.n_features)
-
-
-def oip_openapi(document: dict[str, Any]) -> dict[str, Any]:
-    """Drop the 422s from this router's operations in `document`; returns `document`.
-
-    FastAPI adds a 422 to every operation with parameters or a body (and the
-    shared post-processing makes it problem+json), but `OipRoute` never answers
-    422: validation failures are 400 `{"error": "..."}`, which `_ERRORS` documents.
-    """
-    for route in router.routes:
-        if isinstance(route, OipRoute) and route.include_in_schema:
-            path_item = document["paths"][route.path_format]
-            for method in route.methods or ():
-                path_item[method.lower()]["responses"].pop("422", None)
-    return document
