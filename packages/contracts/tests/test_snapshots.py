@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tessera_contracts import compat, snapshots
+from tessera_contracts import compat, snapshots, v1, v2
 
 COMMITTED = Path(__file__).parents[1] / "schemas"
 UPDATE = "uv run python -m tessera_contracts.compat --update"
@@ -18,6 +18,7 @@ def test_snapshot_directory_is_the_committed_one() -> None:
 
 
 def test_current_contracts_break_no_committed_snapshot() -> None:
+    # Models, subjects, streams and the HTTP operations (schemas/operations/).
     report = snapshots.check(COMMITTED)
 
     assert not report.breaking, "breaking changes (put them in the next version):\n" + "\n".join(
@@ -40,6 +41,14 @@ def test_snapshots_cover_every_version_and_subject() -> None:
     assert "subjects/inference.v1.predict.json" in relpaths
     assert "subjects/catalog.v1.product.created.json" in relpaths
     assert "streams/CATALOG.json" in relpaths
+
+
+def test_snapshots_cover_every_operation() -> None:
+    relpaths = {s.relpath for s in snapshots.current_snapshots()}
+
+    for operation in (*v1.OPERATIONS, *v2.OPERATIONS):
+        assert f"operations/{operation.key}.json" in relpaths
+        assert (COMMITTED / f"operations/{operation.key}.json").is_file()
 
 
 def test_generation_is_deterministic() -> None:
@@ -83,6 +92,33 @@ class TestCommandLine:
 
         assert self.run("--check", "--schemas", str(schemas)) == 1
         assert "BREAKING v1.Product.legacy_code: field removed" in capsys.readouterr().out
+
+    def test_check_names_operation_and_change_of_a_break(
+        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # As if the released v1.get_product had needed catalog:write and answered 410.
+        path = schemas / "operations/v1.get_product.json"
+        document = json.loads(path.read_text())
+        document["errors"]["statuses"].append(410)
+        document["scope"] = "catalog:write"
+        path.write_text(snapshots.render(document))
+
+        assert self.run("--check", "--schemas", str(schemas)) == 1
+        out = capsys.readouterr().out
+        assert "BREAKING v1.get_product: scope changed: catalog:write -> catalog:read" in out
+        assert "BREAKING v1.get_product: documented status removed: 410 (an error)" in out
+
+    def test_update_refuses_an_operation_break_and_removes_its_stale_snapshot(
+        self, schemas: Path
+    ) -> None:
+        stale = schemas / "operations/v1.get_legacy.json"
+        shutil.copy(schemas / "operations/v1.get_product.json", stale)
+
+        assert self.run("--update", "--schemas", str(schemas)) == 1
+        assert stale.exists()
+        assert self.run("--update", "--allow-breaking", "--schemas", str(schemas)) == 0
+        assert not stale.exists()
+        assert snapshots.check(schemas).clean
 
     def test_update_refuses_a_break_unless_allowed(self, schemas: Path) -> None:
         path = schemas / "v1/ReviewSummary.json"

@@ -13,6 +13,10 @@ Adding an optional field is the one change that is neither: consumers ignore
 unknown fields (`extra="ignore"`). Defaults changing is reported too, since a
 client that omits the field gets different behaviour.
 
+HTTP operations have their own rules (`tessera_contracts.operations_compat`);
+their parameters are compared here with `accepts_only`, since only the server
+validates them.
+
 Run `python -m tessera_contracts.compat --check` (or `--update`) from the repo;
 see docs/contracts.md.
 """
@@ -40,6 +44,31 @@ class ChangeKind(StrEnum):
     ENUM_VALUE_REMOVED = "enum value removed"
     ENUM_VALUE_ADDED = "enum value added"
     DEFAULT_CHANGED = "default changed"
+    # HTTP operations (see `tessera_contracts.operations_compat`).
+    OPERATION_REMOVED = "operation removed"
+    METHOD_CHANGED = "method changed"
+    PATH_CHANGED = "path changed"
+    SCOPE_CHANGED = "scope changed"
+    ANONYMOUS_REMOVED = "anonymous access removed"
+    RETRY_CHANGED = "retry policy changed"
+    PARAMETER_REMOVED = "parameter removed"
+    NEW_REQUIRED_PARAMETER = "new required parameter"
+    PARAMETER_BECAME_REQUIRED = "parameter became required"
+    BODY_CHANGED = "request body changed"
+    STATUS_CHANGED = "success status changed"
+    RESPONSE_CHANGED = "response changed"
+    RESPONSE_HEADER_REMOVED = "response header removed"
+    EVENT_TYPE_REMOVED = "event type removed"
+    STATUS_REMOVED = "documented status removed"
+    ERROR_BODY_CHANGED = "error body changed"
+    VALIDATION_STATUS_CHANGED = "validation status changed"
+
+
+# What a schema that only validates input (a request parameter) may do: accepting
+# more breaks no client, since nothing but the server reads the value.
+_WIDENING: frozenset[ChangeKind] = frozenset(
+    {ChangeKind.CONSTRAINT_WIDENED, ChangeKind.ENUM_VALUE_ADDED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +76,8 @@ class BreakingChange:
     """One breaking change, located by model and field path."""
 
     model: str
-    """Model (or subject part) the change is in, e.g. `v1.Product`."""
+    """Model (or subject part, or operation) the change is in, e.g. `v1.Product`,
+    `v1.list_products` or `v1.list_products: parameter query.limit`."""
     path: str
     """Field path inside the model, e.g. `price` or `items[].price`; empty for the model."""
     kind: ChangeKind
@@ -81,11 +111,15 @@ class _Walk:
     model: str
     old_root: Schema
     new_root: Schema
+    accepts_only: bool = False
+    """The schema only validates input: changes that accept more are compatible."""
     changes: list[BreakingChange] = field(default_factory=list)
     # Pairs of $ref targets being compared, so recursive models terminate.
     active: set[tuple[str, str]] = field(default_factory=set)
 
     def report(self, path: str, kind: ChangeKind, detail: str) -> None:
+        if self.accepts_only and kind in _WIDENING:
+            return
         self.changes.append(BreakingChange(self.model, path, kind, detail))
 
 
@@ -168,7 +202,8 @@ def _branches(node: Schema, root: Schema) -> dict[str, tuple[Schema, str | None]
 def _compare(walk: _Walk, old: Schema, new: Schema, path: str) -> None:
     old_branches = _branches(old, walk.old_root)
     new_branches = _branches(new, walk.new_root)
-    if old_branches.keys() != new_branches.keys():
+    added_only = old_branches.keys() <= new_branches.keys() or "any" in new_branches
+    if old_branches.keys() != new_branches.keys() and not (walk.accepts_only and added_only):
         walk.report(
             path,
             ChangeKind.TYPE_CHANGED,
@@ -312,18 +347,23 @@ def _compare_object(walk: _Walk, old: Schema, new: Schema, path: str) -> None:
         )
 
 
-def compare_schemas(old: Schema, new: Schema, *, model: str) -> list[BreakingChange]:
+def compare_schemas(
+    old: Schema, new: Schema, *, model: str, accepts_only: bool = False
+) -> list[BreakingChange]:
     """Find the breaking changes between two JSON Schemas of one model.
 
     Args:
         old: The committed schema (the contract as released).
         new: The schema of the current code.
         model: Name to report the changes under, e.g. `v1.Product`.
+        accepts_only: The schema only says what a server accepts (a request
+            parameter), so accepting more (a constraint widened, an enum value or
+            a type added) is compatible; only narrowing breaks.
 
     Returns:
         The breaking changes, empty when `new` is a compatible evolution of `old`.
     """
-    walk = _Walk(model, old, new)
+    walk = _Walk(model, old, new, accepts_only)
     _compare(walk, old, new, "")
     return walk.changes
 

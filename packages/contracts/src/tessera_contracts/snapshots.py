@@ -4,7 +4,9 @@ Layout under `packages/contracts/schemas/` (found next to this package's `src/`)
 
 * `v1/<Name>.json`, `v2/<Name>.json`, `shared/<Name>.json`: one model each;
 * `subjects/<subject>.json`: a subject's `payload`, or its `request` and `reply`;
-* `streams/<STREAM>.json`: the `event` any message of a stream decodes as.
+* `streams/<STREAM>.json`: the `event` any message of a stream decodes as;
+* `operations/<version>.<id>.json`: one HTTP operation of a version's `OPERATIONS`
+  (see `operation_document`), compared by `tessera_contracts.operations_compat`.
 
 Each model part is `{"validation": schema}`, plus `"serialization": schema`
 when Pydantic's two modes differ. Files are written with sorted keys, so
@@ -28,6 +30,8 @@ from tessera_contracts import v1, v2
 from tessera_contracts._base import RequestSubject, Subject
 from tessera_contracts.compat import BreakingChange, compare_documents
 from tessera_contracts.health import HealthReport
+from tessera_contracts.operations import EVENT_STREAM, JSON, Operation
+from tessera_contracts.operations_compat import compare_operations
 from tessera_contracts.problem import FieldError, Problem
 
 Document = dict[str, Any]
@@ -41,6 +45,7 @@ _SHARED: tuple[type[BaseModel], ...] = (Problem, FieldError, HealthReport)
 _STREAMS: dict[str, tuple[str, TypeAdapter[Any]]] = {
     v1.CATALOG_STREAM: (v1.CATALOG_SUBJECTS, v1.CATALOG_EVENT_ADAPTER),
 }
+OPERATIONS_DIR = "operations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +95,99 @@ def _subjects(module: ModuleType) -> Iterator[Subject[Any] | RequestSubject[Any,
             yield value
 
 
+def _model_ref(model: type[BaseModel], version: str) -> str | Document:
+    """How an operation snapshot names a model: `v1.Product` (the operation's own
+    version first) or `Problem` when the model has a snapshot of its own, else its
+    schema inline (`{"schema": ...}`), so that the operation snapshot guards it."""
+    for candidate in (version, *_VERSIONS):
+        module = _VERSIONS.get(candidate)
+        if module is not None and any(m is model for m in _models(module)):
+            return f"{candidate}.{model.__name__}"
+    if model in _SHARED:
+        return model.__name__
+    return {"schema": model_part(model)}
+
+
+def _parameters(operation: Operation) -> Document:
+    parameters: Document = {}
+    for location, model in (
+        ("path", operation.path_params),
+        ("query", operation.query),
+        ("header", operation.headers),
+    ):
+        if model is None:
+            continue
+        # By alias, as on the wire: a header model's fields are named `Idempotency-Key`.
+        schema = model.model_json_schema(by_alias=True, mode="validation")
+        required = set(schema.get("required", ()))
+        for wire_name, prop in schema.get("properties", {}).items():
+            param_schema = dict(prop)
+            if "$defs" in schema and "$ref" in json.dumps(prop):
+                # Keeps the parameter's schema self-contained for the `$ref`s in it.
+                param_schema["$defs"] = schema["$defs"]
+            parameters[f"{location}.{wire_name}"] = {
+                "in": location,
+                "name": wire_name,
+                "required": location == "path" or wire_name in required,
+                "schema": param_schema,
+            }
+    return parameters
+
+
+def operation_document(operation: Operation) -> Document:
+    """The snapshot of one operation: what its callers rely on, without documentation.
+
+    Args:
+        operation: An operation of a version's table.
+
+    Returns:
+        Method, path, owner, scope, anonymous access, retry policy, parameters
+        (by `<in>.<wire name>`), body, success answer, errors, other answers and
+        the validation status; models by name (see `_model_ref`).
+    """
+
+    def ref(model: type[BaseModel] | None) -> str | Document | None:
+        return None if model is None else _model_ref(model, operation.version)
+
+    stream = operation.stream
+    media_type = EVENT_STREAM if stream else (JSON if operation.response else None)
+    return {
+        "operation": operation.key,
+        "method": operation.method,
+        "path": operation.path,
+        "owner": operation.owner,
+        "scope": operation.scope,
+        "anonymous": operation.anonymous,
+        "retry": operation.retry_policy,
+        "parameters": _parameters(operation),
+        "body": None
+        if operation.body is None
+        else {"media_type": JSON, "model": ref(operation.body)},
+        "success": {
+            "status": operation.status,
+            "media_type": media_type,
+            "model": ref(operation.response),
+            "stream": None
+            if stream is None
+            else {"item": ref(stream.item), "event_types": list(stream.event_types)},
+            "headers": sorted(operation.response_headers),
+        },
+        "errors": {
+            "statuses": sorted(set(operation.errors)),
+            "media_type": operation.error_media_type,
+            "model": ref(operation.error_model),
+        },
+        "answers": {str(a.status): {"model": ref(a.model)} for a in operation.answers},
+        "validation_status": operation.validation_status,
+    }
+
+
 def current_snapshots() -> list[Snapshot]:
     """Every contract of the current code, in a stable order.
 
     Returns:
         One snapshot per model of each version and of the shared models, per
-        subject, and per stream.
+        subject, per stream, and per operation of each version's `OPERATIONS`.
     """
     snapshots: list[Snapshot] = []
     for version, module in _VERSIONS.items():
@@ -122,6 +214,16 @@ def current_snapshots() -> list[Snapshot]:
     for stream, (subjects, adapter) in _STREAMS.items():
         document = {"stream": stream, "subjects": subjects, "event": model_part(adapter)}
         snapshots.append(Snapshot(f"stream {stream}", f"streams/{stream}.json", document))
+    for module in _VERSIONS.values():
+        operations: Sequence[Operation] = getattr(module, "OPERATIONS", ())
+        for operation in operations:
+            snapshots.append(
+                Snapshot(
+                    operation.key,
+                    f"{OPERATIONS_DIR}/{operation.key}.json",
+                    operation_document(operation),
+                )
+            )
     return snapshots
 
 
@@ -174,9 +276,15 @@ def check(schemas_dir: Path = DEFAULT_SCHEMAS_DIR) -> Report:
     for relpath, path in committed.items():
         text = path.read_text(encoding="utf-8")
         snapshot = current.get(relpath)
-        name = snapshot.name if snapshot else relpath.removesuffix(".json")
-        breaking += compare_documents(
-            json.loads(text), snapshot.document if snapshot else None, name=name
+        compare = compare_documents
+        name = relpath.removesuffix(".json")
+        if relpath.startswith(f"{OPERATIONS_DIR}/"):
+            compare = compare_operations
+            name = name.removeprefix(f"{OPERATIONS_DIR}/")  # the key: `v1.list_products`
+        breaking += compare(
+            json.loads(text),
+            snapshot.document if snapshot else None,
+            name=snapshot.name if snapshot else name,
         )
         if snapshot is not None and render(snapshot.document) != text:
             outdated.append(relpath)
