@@ -116,6 +116,8 @@ class Operation:
     """The statuses the owner answers with an error body (`error_model`)."""
     error_model: type[BaseModel] = Problem
     error_media_type: str = PROBLEM_MEDIA_TYPE
+    error_descriptions: Mapping[int, str] = field(default_factory=dict)
+    """What an error status means here, where the status's name alone says too little."""
     validation_status: int = 422
     """The status of invalid input (the Open Inference Protocol says 400)."""
     answers: tuple[Answer, ...] = ()

@@ -176,6 +176,11 @@ _OIP: Final[dict[str, Any]] = {
     "error_model": InferenceErrorResponse,
     "error_media_type": "application/json",
     "validation_status": 400,
+    "error_descriptions": {
+        400: "Bad request or tensor",
+        404: "Unknown model or version",
+        503: "Shutting down",
+    },
     "tags": _OIP_TAGS,
 }
 _OIP_ERRORS: Final = (400, 404, 503)

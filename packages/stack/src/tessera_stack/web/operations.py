@@ -31,7 +31,6 @@ from fastapi.openapi.models import Example
 from fastapi.routing import APIRoute
 from starlette.background import BackgroundTasks
 from tessera_contracts.operations import Operation
-from tessera_contracts.problem import Problem
 
 from tessera_stack.web.openapi import problem_responses
 from tessera_stack.web.problems import status_title
@@ -82,6 +81,22 @@ def _bare(annotation: Any) -> Any:
     return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
+def _fits(annotation: Any, expected: Any) -> bool:
+    """Whether a handler's annotation of a part is the operation's model.
+
+    A type variable is a generic handler that serves the same operation of several
+    versions (`body: CreateT`): the type checker binds it per version, and here the
+    operation's model must be within its bound or constraints.
+    """
+    bare = _bare(annotation)
+    if not isinstance(bare, TypeVar):
+        return bool(bare == expected)
+    if bare.__constraints__:
+        return expected in bare.__constraints__
+    bound = bare.__bound__
+    return bound is None or (isinstance(bound, type) and issubclass(expected, bound))
+
+
 def _is_dependency(annotation: Any) -> bool:
     if get_origin(annotation) is Annotated:
         return any(isinstance(marker, params.Depends) for marker in annotation.__metadata__)
@@ -105,7 +120,7 @@ def operation_endpoint(operation: Operation, handler: Handler) -> Handler:
         annotation = hints.get(name, inspect.Parameter.empty)
         if name in declared:
             expected = _bare(declared[name])
-            if annotation is not inspect.Parameter.empty and _bare(annotation) != expected:
+            if annotation is not inspect.Parameter.empty and not _fits(annotation, expected):
                 raise TypeError(
                     f"{handler.__qualname__}: {name} is {expected!r} in {operation.key}, "
                     f"not {annotation!r}"
@@ -145,12 +160,10 @@ def operation_endpoint(operation: Operation, handler: Handler) -> Handler:
 
 
 def _error_responses(operation: Operation, statuses: Iterable[int]) -> dict[int | str, Any]:
-    if operation.error_model is Problem:
-        return problem_responses(*statuses)
     return {
         status: {
             "model": operation.error_model,
-            "description": status_title(status),
+            "description": operation.error_descriptions.get(status, status_title(status)),
             "content": {operation.error_media_type: {}},
         }
         for status in statuses
