@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from tessera_catalog.api.common import MAX_LIMIT
+from tessera_contracts.parameters import MAX_LIMIT
 
 Json = dict[str, Any]
 MakeProduct = Callable[..., Awaitable[Json]]

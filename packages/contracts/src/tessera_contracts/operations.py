@@ -145,6 +145,10 @@ class Operation:
         if self.response is not None and self.stream is not None:
             raise ValueError(f"{self.key}: a JSON response or an event stream, not both")
 
+    def __hash__(self) -> int:
+        # By key: the mapping fields are not hashable, and the key is unique per table.
+        return hash(self.key)
+
     @property
     def key(self) -> str:
         """`v1.get_product`: unique across versions."""

@@ -1,4 +1,8 @@
-"""HTTP API: v1 (offset pages, float prices) and v2 (keyset cursors, exact money)."""
+"""HTTP API: v1 (offset pages, float prices) and v2 (keyset cursors, exact money).
+
+Every route serves an operation of `tessera_contracts` (`v1.OPERATIONS`,
+`v2.OPERATIONS`) whose owner is the catalog; the operations carry their paths.
+"""
 
 from fastapi import FastAPI
 
@@ -12,7 +16,7 @@ def include_routes(app: FastAPI) -> None:
     # Each resource router is included into the app directly: FastAPI matches
     # included routers level by level at request time, so a nested tree of
     # routers costs every request a little more.
-    app.include_router(products_v1.router, prefix="/v1")
-    app.include_router(reviews_v1.router, prefix="/v1")
-    app.include_router(inventory_v1.router, prefix="/v1")
-    app.include_router(products_v2.router, prefix="/v2")
+    app.include_router(products_v1.router)
+    app.include_router(reviews_v1.router)
+    app.include_router(inventory_v1.router)
+    app.include_router(products_v2.router)

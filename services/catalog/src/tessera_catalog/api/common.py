@@ -1,70 +1,26 @@
-"""Pieces every route shares: query and header parameters, JSON responses, NUL checks."""
+"""Pieces every route shares: JSON responses, NUL checks, idempotency, page limits.
+
+Parameters and headers are not declared here: each operation's models in
+`tessera_contracts.parameters` are (see `tessera_stack.web.operations.implements`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Final
 
-from fastapi import Header, Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from tessera_contracts.operations import JSON
+from tessera_contracts.parameters import MAX_LIMIT
 from tessera_contracts.problem import FieldError
 
 from tessera_catalog.errors import InvalidValue
 from tessera_catalog.idempotency import REPLAYED_HEADER, IdempotencyRequest, Rendered
 
-DEFAULT_LIMIT: Final = 20
-MAX_LIMIT: Final = 100
-"""Largest page: a larger `limit` is served as this many (the page's `limit` says so)."""
-MAX_OFFSET: Final = 2**31 - 1
-JSON: Final = "application/json"
-
-# PostgreSQL text cannot hold U+0000; refusing it up front gives the client a
-# 422 that points at the parameter instead of a database error.
-_NO_NUL = r"^[^\x00]+$"
-
-Limit = Annotated[
-    int,
-    Query(ge=1, description=f"Page size; values above {MAX_LIMIT} are served as {MAX_LIMIT}."),
-]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Index of the first item.")]
-SearchQuery = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=200,
-        pattern=_NO_NUL,
-        description="Full-text search over name and description (web-search syntax: "
-        '`lamp oak`, `"desk lamp"`, `lamp -oak`, `lamp or vase`).',
-    ),
-]
-CategoryFilter = Annotated[
-    str | None,
-    Query(min_length=1, max_length=64, pattern=_NO_NUL, description="Exact category name."),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Makes a retry of this create return the first response "
-        "(a different body with the same key is 409). Remembered for 24 h by default.",
-    ),
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=1024,
-        description="ETag from a GET; the write happens only if the product is unchanged (else 412).",
-    ),
-]
-IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=1024)]
-
 
 def clamp_limit(limit: int) -> int:
+    """The page size served for a `limit` (the contract allows more than `MAX_LIMIT`)."""
     return min(limit, MAX_LIMIT)
 
 

@@ -7,14 +7,11 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from tessera_contracts import v1
-from tessera_stack.web import problem_responses
+from tessera_contracts.parameters import IdempotencyHeaders, PageQuery
+from tessera_stack.web.operations import implements
 
 from tessera_catalog import convert
 from tessera_catalog.api.common import (
-    DEFAULT_LIMIT,
-    IdempotencyKey,
-    Limit,
-    Offset,
     clamp_limit,
     idempotency_request,
     json_response,
@@ -25,42 +22,36 @@ from tessera_catalog.db.reviews import ReviewRecord
 from tessera_catalog.deps import ReviewsDep
 from tessera_catalog.idempotency import Rendered
 
-router = APIRouter(prefix="/products/{product_id}/reviews", tags=["reviews v1"])
+router = APIRouter()
 
 
 def _render(record: ReviewRecord) -> Rendered:
-    return Rendered(201, convert.review(record).model_dump_json().encode())
+    return Rendered(v1.CREATE_REVIEW.status, convert.review(record).model_dump_json().encode())
 
 
-@router.get("", response_model=v1.ReviewPage, responses=problem_responses(404, 422))
-async def list_reviews(
-    product_id: UUID, reviews: ReviewsDep, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT
-) -> Response:
-    """A product's reviews, newest first, with the total count."""
-    limit = clamp_limit(limit)
-    records, total = await reviews.page(product_id, offset=offset, limit=limit)
+@implements(router, v1.LIST_REVIEWS)
+async def list_reviews(product_id: UUID, query: PageQuery, reviews: ReviewsDep) -> Response:
+    limit = clamp_limit(query.limit)
+    records, total = await reviews.page(product_id, offset=query.offset, limit=limit)
     page = v1.ReviewPage(
-        items=[convert.review(r) for r in records], total=total, offset=offset, limit=limit
+        items=[convert.review(r) for r in records], total=total, offset=query.offset, limit=limit
     )
     return json_response(page)
 
 
-@router.post(
-    "", status_code=201, response_model=v1.Review, responses=problem_responses(404, 409, 422)
-)
+@implements(router, v1.CREATE_REVIEW)
 async def create_review(
     product_id: UUID,
+    headers: IdempotencyHeaders,
     body: v1.ReviewCreate,
     request: Request,
     reviews: ReviewsDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Post a review of a product. Idempotent with an Idempotency-Key."""
     reject_nul(body)
     rendered = await reviews.create(
         product_id,
         convert.new_review(body),
-        idempotency=idempotency_request(request, idempotency_key, body),
+        idempotency=idempotency_request(request, headers.idempotency_key, body),
         render=_render,
     )
     return rendered_response(rendered)
