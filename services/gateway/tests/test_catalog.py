@@ -171,6 +171,23 @@ class TestProductsV1:
         assert problem.errors is not None
         assert problem.errors[0].loc == ["path", "product_id"]
 
+    @pytest.mark.parametrize("path", ["/v1/products", "/v2/products"])
+    async def test_bad_query_is_the_catalogs_422(
+        self, gateway: httpx.AsyncClient, catalog_url: str, path: str
+    ) -> None:
+        # The gateway declares the contract's parameters but does not check them: a
+        # NUL byte (which PostgreSQL text cannot hold) is refused by the catalog.
+        response = await gateway.get(f"{path}?q=%00")
+        async with httpx.AsyncClient(base_url=catalog_url) as catalog:
+            direct = await catalog.get(f"{path}?q=%00")
+
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = Problem.model_validate_json(response.content)
+        assert problem.errors is not None
+        assert [error.loc for error in problem.errors] == [["query", "q"]]
+        assert problem == Problem.model_validate_json(direct.content)
+
 
 class TestReviewsAndInventory:
     async def test_reviews(self, gateway: httpx.AsyncClient, keys: Keys) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import nats
 import pytest
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from nats.js.api import StorageType, StreamConfig
 from pydantic import HttpUrl
 from tessera_contracts import v1
@@ -119,6 +120,28 @@ class TestEvents:
         assert isinstance(envelope.data, v1.ProductCreated)
         assert str(envelope.data.product.id) == product["id"]
         assert event.id >= 1
+
+    async def test_events_are_what_the_served_document_describes(
+        self, gateway: httpx.AsyncClient, keys: Keys
+    ) -> None:
+        document = (await gateway.get("/openapi.json")).json()
+        async with events(gateway) as stream:
+            await create(gateway, keys, "EV-0002")
+            fields = await stream.block()
+            while "data" not in fields:  # a bare `id` or `retry` block is no event
+                fields = await stream.block()
+
+        content = document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+        assert list(content) == ["text/event-stream"]
+        item = content["text/event-stream"]["itemSchema"]
+        assert item["properties"]["event"]["enum"] == [s.name for s in v1.CATALOG_EVENT_SUBJECTS]
+        # Each event's fields, then its `data` (the CloudEvent JSON), against the
+        # document's schemas: refs resolve in the document's own components.
+        components = {"components": document["components"]}
+        Draft202012Validator(item | components).validate(fields)
+        cloud_event = item["properties"]["data"]["contentSchema"]
+        assert cloud_event["$ref"].startswith("#/components/schemas/CloudEvent")
+        Draft202012Validator(cloud_event | components).validate(json.loads(fields["data"]))
 
     async def test_last_event_id_resumes_without_gaps(
         self, gateway: httpx.AsyncClient, keys: Keys

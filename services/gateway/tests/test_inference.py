@@ -52,6 +52,21 @@ class TestPredictV1:
 
 
 class TestOpenInferenceProtocol:
+    async def test_metadata_is_open_to_anonymous_reads_and_inference_is_not(
+        self, gateway: httpx.AsyncClient
+    ) -> None:
+        # The v2 GETs are declared `anonymous`: metadata and readiness, like catalog reads.
+        metadata = await gateway.get(f"/v2/models/{MODEL}")
+        ready = await gateway.get("/v2/health/ready")
+        infer = await gateway.post(
+            f"/v2/models/{MODEL}/infer", content=rows(1).model_dump_json(exclude_none=True)
+        )
+
+        assert metadata.status_code == 200
+        assert v2.ModelMetadataResponse.model_validate_json(metadata.content).name == MODEL
+        assert ready.status_code == 200
+        assert infer.status_code == 401
+
     async def test_infer_a_batch(self, gateway: httpx.AsyncClient, keys: Keys) -> None:
         response = await gateway.post(
             f"/v2/models/{MODEL}/infer",

@@ -30,7 +30,7 @@ from tessera_stack.openapi_fuzz import (
 )
 from tessera_stack.process import run_sync
 
-EXAMPLES_PER_OPERATION = 12  # 25 operations
+EXAMPLES_PER_OPERATION = 12
 KEY, KEY_ENTRY = generate_key("fuzz", ALL_SCOPES)
 # Far above what the run sends: a 429 here would say nothing about the schema.
 UNLIMITED = "1000000"

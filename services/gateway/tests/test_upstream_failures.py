@@ -198,6 +198,21 @@ class TestRetries:
         assert response.status_code == 201
         assert len(tap.seen) == 2
 
+    async def test_a_patch_is_never_retried(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    ) -> None:
+        tap = Tap(catalog_url, fail_next=[503])
+        url = f"{PRODUCTS}/00000000-0000-0000-0000-000000000000"
+        async with serve(tap) as flaky, make_gateway(catalog_url=HttpUrl(flaky)) as gateway:
+            response = await gateway.patch(
+                url,
+                json={"price": 1.0},
+                headers=Keys.bearer(keys.writer) | {"Idempotency-Key": "rt-0003"},
+            )
+
+        upstream_problem(response, 503)
+        assert len(tap.seen) == 1
+
     async def test_an_empty_retry_budget_stops_retries(
         self, make_gateway: MakeGateway, catalog_url: str
     ) -> None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from tessera_contracts.operations import CATALOG, INFERENCE
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
@@ -22,9 +23,9 @@ from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.events import EventHub, install_events
 from tessera_gateway.fastlane import install_fast_lane
 from tessera_gateway.openapi import install_tidy_openapi
+from tessera_gateway.operations import install_proxied
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.resilience import CircuitBreaker, RetryBudget
-from tessera_gateway.routes import catalog_v1, catalog_v2, inference
 from tessera_gateway.settings import Settings
 from tessera_gateway.upstreams import RetryPolicy, Upstream, UpstreamMetrics
 
@@ -199,18 +200,13 @@ def create_app(
         settings, "inference", str(settings.inference_url), settings.inference_timeout_s, metrics
     )
     upstreams.extend([catalog, inference_upstream])
-    for ops, upstream in (
-        (catalog_v1.ops, catalog),
-        (catalog_v2.ops, catalog),
-        (inference.ops, inference_upstream),
-    ):
-        ops.install(
-            app,
-            upstream,
-            gatekeeper,
-            max_body_bytes=settings.max_body_bytes,
-            anonymous_reads=settings.anonymous_reads,
-        )
+    install_proxied(
+        app,
+        {CATALOG: catalog, INFERENCE: inference_upstream},
+        gatekeeper,
+        max_body_bytes=settings.max_body_bytes,
+        anonymous_reads=settings.anonymous_reads,
+    )
     install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
 
     install_fast_lane(app, cors=_cors(settings), enabled=settings.fast_lane)

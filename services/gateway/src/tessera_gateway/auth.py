@@ -16,10 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-CATALOG_READ: Final = "catalog:read"
-CATALOG_WRITE: Final = "catalog:write"
-INFERENCE_PREDICT: Final = "inference:predict"
-ALL_SCOPES: Final = (CATALOG_READ, CATALOG_WRITE, INFERENCE_PREDICT)
+# The scopes are the contract's: each operation names the one it needs.
+from tessera_contracts.operations import CATALOG_READ as CATALOG_READ
+from tessera_contracts.operations import CATALOG_WRITE as CATALOG_WRITE
+from tessera_contracts.operations import INFERENCE_PREDICT as INFERENCE_PREDICT
+from tessera_contracts.operations import SCOPES
+
+ALL_SCOPES: Final = SCOPES
 
 KEY_PREFIX: Final = "tsk_"
 _ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")

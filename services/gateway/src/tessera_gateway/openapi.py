@@ -1,5 +1,4 @@
-"""OpenAPI tidying: readable names for the contract models both API versions define,
-and no 422 where the upstream never answers one."""
+"""OpenAPI tidying: readable names for the contract models both API versions define."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-
-from tessera_gateway.operations import ProxyRoute
 
 # Pydantic names a model by its module path when two share a class name
 # (`v1.Product` and `v2.Product`): `tessera_contracts__v1__catalog__Product`.
@@ -38,27 +35,13 @@ def tidy_schema_names(doc: dict[str, Any]) -> dict[str, Any]:
     return tidied
 
 
-def drop_unsent_validation_errors(doc: dict[str, Any], app: FastAPI) -> dict[str, Any]:
-    """Remove the 422 FastAPI documents on operations whose upstream never sends it."""
-    for route in app.routes:
-        if (
-            isinstance(route, ProxyRoute)
-            and route.include_in_schema
-            and not route.validation_errors
-        ):
-            path_item = doc["paths"][route.path_format]
-            for method in route.methods or ():
-                path_item[method.lower()]["responses"].pop("422", None)
-    return doc
-
-
 def install_tidy_openapi(app: FastAPI) -> None:
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             # build() caches its own result there; ours replaces it.
-            app.openapi_schema = tidy_schema_names(drop_unsent_validation_errors(build(), app))
+            app.openapi_schema = tidy_schema_names(build())
         return app.openapi_schema
 
     # FastAPI's documented way to customise the schema: replace `app.openapi`.

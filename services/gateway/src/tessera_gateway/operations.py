@@ -1,30 +1,34 @@
-"""Proxied operations: declared like FastAPI routes, served by the lean `Proxy`.
+"""Proxied operations: the contract's operations tables, served by the lean `Proxy`.
 
-Each operation is written as a FastAPI endpoint *signature* (path and query
-parameters, the body model, the response model, a docstring), which is what
-`/docs` shows. Requests never call that function: `ProxyRoute` replaces the
-route's ASGI app with a `Proxy`, which forwards the request to the upstream as
-it is and relays the answer. The upstream validates (its 422 reaches the
-client unchanged), so the signature documents the contract without costing
-anything per request.
+Every operation of `v1.OPERATIONS` and `v2.OPERATIONS` that a service behind
+the gateway owns becomes a `ProxyRoute`: its path, parameters, body, answers
+and documentation are the `Operation`'s (what `/docs` shows), its scope is the
+key's requirement, its owner the upstream and its retry policy the Proxy's.
+Requests never reach the route's endpoint: a `ProxyRoute`'s ASGI app is its
+`Proxy`, which forwards the request as it is and relays the answer. The
+upstream validates (its 422 reaches the client unchanged), so documenting the
+contract costs nothing per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from fastapi import FastAPI, Security
-from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBearer
-from tessera_stack.web import problem_responses
+from tessera_contracts import v1, v2
+from tessera_contracts.operations import GATEWAY, Operation
+from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
+from tessera_stack.web.operations import (
+    OperationRoute,
+    operation_endpoint,
+    operation_route_kwargs,
+)
 
 from tessera_gateway.access import Access, Gatekeeper
 from tessera_gateway.proxy import Proxy
 from tessera_gateway.upstreams import Upstream
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Documentation only: the schemes tell /docs how to send a key. The check itself
 # is `Gatekeeper`, which runs before anything else in every operation.
@@ -41,144 +45,99 @@ API_KEY = APIKeyHeader(
     auto_error=False,
 )
 
-# Every proxied operation can answer these, whatever the upstream says.
-_GATEWAY_ERRORS = (401, 403, 413, 429, 502, 503, 504)
+GATEWAY_ERRORS: Final = (401, 403, 413, 429, 502, 503, 504)
+"""What every proxied operation can answer, whatever the upstream says (problem+json)."""
+
+_PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 
 
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    endpoint: Callable[..., Any]
-    access: Access
-    retry_safe: bool = False
-    validation_errors: bool = True
-    route_kwargs: dict[str, Any] = field(default_factory=dict)
+def proxied_operations() -> tuple[Operation, ...]:
+    """The operations the gateway forwards: every one a service behind it owns."""
+    return tuple(op for op in (*v1.OPERATIONS, *v2.OPERATIONS) if op.owner != GATEWAY)
 
 
-class ProxyRoute(APIRoute):
-    """An APIRoute whose ASGI app forwards to an upstream instead of calling the endpoint."""
+def key_security(operation: Operation) -> list[Any]:
+    """Route dependencies that document the key schemes with the operation's scope."""
+    scopes = [operation.scope]
+    return [Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)]
+
+
+def anonymous_security(operation: Operation, anonymous_reads: bool) -> dict[str, Any]:
+    """`openapi_extra` that adds an empty requirement (callable without a key)."""
+    return {"security": [{}]} if operation.anonymous and anonymous_reads else {}
+
+
+class ProxyRoute(OperationRoute):
+    """An operation's route whose ASGI app forwards to the upstream instead of
+    calling the endpoint (the fast lane calls `proxy` directly)."""
 
     def __init__(
-        self,
-        path: str,
-        endpoint: Callable[..., Any],
-        *,
-        proxy: Proxy,
-        validation_errors: bool = True,
-        **kwargs: Any,
-    ):
+        self, path: str, endpoint: Callable[..., Any], *, proxy: Proxy, **kwargs: Any
+    ) -> None:
         super().__init__(path, endpoint, **kwargs)
         self.proxy = proxy
         self.app = proxy
-        self.validation_errors = validation_errors
-        """The upstream answers invalid input with the 422 FastAPI documents."""
 
 
-class Operations:
-    """The proxied operations of one upstream, installed into the app in one go."""
+async def _forwarded() -> None:
+    """Never called: a ProxyRoute's app is its Proxy. Only its signature is used, the
+    operation's parts, which FastAPI documents."""
+    raise NotImplementedError  # pragma: no cover
 
-    def __init__(self, upstream: str, *, tags: list[str]) -> None:
-        self.upstream = upstream
-        self.tags = tags
-        self.operations: list[Operation] = []
 
-    def route(
-        self,
-        method: str,
-        path: str,
-        *,
-        scope: str,
-        anonymous: bool = False,
-        errors: tuple[int, ...] = (),
-        retry_safe: bool = False,
-        validation_errors: bool = True,
-        **route_kwargs: Any,
-    ) -> Callable[[F], F]:
-        """Declare an operation; `errors` are the upstream's own problem statuses.
+def _route_kwargs(operation: Operation, anonymous_reads: bool) -> dict[str, Any]:
+    kwargs = operation_route_kwargs(operation, extra_errors=GATEWAY_ERRORS)
+    # /docs shows the description when an operation is opened: the summary, where
+    # the contract says no more.
+    kwargs["description"] = operation.description or operation.summary
+    responses: dict[int | str, Any] = kwargs["responses"]
+    if operation.error_media_type != PROBLEM_MEDIA_TYPE:
+        # A status both sides answer (the Open Inference Protocol's 503): the
+        # upstream's body, or the gateway's own problem when the upstream is down.
+        for status in set(GATEWAY_ERRORS) & set(operation.errors):
+            responses[status]["content"][PROBLEM_MEDIA_TYPE] = {"schema": _PROBLEM_REF}
+    extra = anonymous_security(operation, anonymous_reads)
+    if extra:
+        kwargs["openapi_extra"] = (kwargs.get("openapi_extra") or {}) | extra
+    return kwargs
 
-        `retry_safe`: the operation changes nothing upstream (a prediction), so a
-        failed attempt is repeated whatever its method, as GETs are.
-        `validation_errors`: the upstream answers invalid input with 422 problem+json,
-        which FastAPI documents; False for the Open Inference Protocol, whose
-        upstream answers 400 `{"error"}` (documented in `responses`) instead.
-        """
 
-        def register(endpoint: F) -> F:
-            self.operations.append(
-                Operation(
-                    method,
-                    path,
-                    endpoint,
-                    Access(scope, anonymous),
-                    retry_safe,
-                    validation_errors,
-                    route_kwargs | {"errors": errors},
-                )
-            )
-            return endpoint
-
-        return register
-
-    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.route("GET", path, anonymous=kwargs.pop("anonymous", True), **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.route("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.route("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.route("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.route("DELETE", path, **kwargs)
-
-    def install(
-        self,
-        app: FastAPI,
-        upstream: Upstream,
-        gatekeeper: Gatekeeper,
-        *,
-        max_body_bytes: int,
-        anonymous_reads: bool,
-    ) -> None:
-        for operation in self.operations:
-            kwargs = dict(operation.route_kwargs)
-            statuses = sorted({*_GATEWAY_ERRORS, *kwargs.pop("errors")})
-            # The operation's own entries win: OIP errors are not problem+json.
-            responses = problem_responses(*statuses) | kwargs.pop("responses", {})
-            access = operation.access
-            scopes = [access.scope]
-            extra: dict[str, Any] = {}
-            if access.anonymous and anonymous_reads:
-                # An empty requirement: the operation also works without a key.
-                extra["security"] = [{}]
-            proxy = Proxy(
-                upstream, access, gatekeeper, max_body_bytes, retry_safe=operation.retry_safe
-            )
-            route = ProxyRoute(
+def install_proxied(
+    app: FastAPI,
+    upstreams: Mapping[str, Upstream],
+    gatekeeper: Gatekeeper,
+    *,
+    max_body_bytes: int,
+    anonymous_reads: bool,
+) -> None:
+    """Add a `ProxyRoute` to `app` for every proxied operation (and a HEAD route for
+    every GET one), forwarding to `upstreams[operation.owner]`."""
+    for operation in proxied_operations():
+        proxy = Proxy(
+            upstreams[operation.owner],
+            Access(operation.scope, operation.anonymous),
+            gatekeeper,
+            max_body_bytes,
+            retry=operation.retry_policy,
+        )
+        endpoint = operation_endpoint(operation, _forwarded)
+        route = ProxyRoute(
+            operation.path,
+            endpoint,
+            proxy=proxy,
+            dependencies=key_security(operation),
+            **_route_kwargs(operation, anonymous_reads),
+        )
+        app.router.routes.append(route)
+        if operation.method == "GET":
+            # HEAD is GET without the body (RFC 9110 9.3.2). FastAPI routes do not
+            # add it as Starlette's do; a route of its own keeps it out of /docs.
+            head = ProxyRoute(
                 operation.path,
-                operation.endpoint,
+                endpoint,
                 proxy=proxy,
-                validation_errors=operation.validation_errors,
-                methods=[operation.method],
-                tags=list(self.tags),
-                dependencies=[Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)],
-                responses=responses,
-                openapi_extra=extra or None,
-                **kwargs,
+                methods=["HEAD"],
+                name=operation.key,
+                include_in_schema=False,
             )
-            app.router.routes.append(route)
-            if operation.method == "GET":
-                # HEAD is GET without the body (RFC 9110 9.3.2). FastAPI routes do not
-                # add it as Starlette's do; a route of its own keeps it out of /docs.
-                head = ProxyRoute(
-                    operation.path,
-                    operation.endpoint,
-                    proxy=proxy,
-                    methods=["HEAD"],
-                    include_in_schema=False,
-                )
-                app.router.routes.append(head)
+            app.router.routes.append(head)

@@ -14,6 +14,7 @@ import logging
 from typing import Final
 
 from starlette.types import Receive, Scope, Send
+from tessera_contracts.operations import Retry
 from tessera_stack.web import outgoing_headers
 
 from tessera_gateway.access import Access, Gatekeeper
@@ -63,7 +64,6 @@ _DROPPED_RESPONSE_HEADERS: Final = frozenset(
         b"set-cookie",
     }
 )
-_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -86,14 +86,14 @@ class Proxy:
         gatekeeper: Gatekeeper,
         max_body_bytes: int,
         *,
-        retry_safe: bool = False,
+        retry: Retry = "never",
     ) -> None:
         self.upstream = upstream
         self.access = access
         self.gatekeeper = gatekeeper
         self.max_body_bytes = max_body_bytes
-        self.retry_safe = retry_safe
-        """The operation changes nothing upstream: repeat it whatever its method."""
+        self.retry = retry
+        """When a failed attempt may be repeated: the operation's `retry_policy`."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -121,7 +121,7 @@ class Proxy:
             _target(scope),
             _upstream_headers(scope),
             body,
-            retryable=self.retry_safe or _retryable(method, scope),
+            retryable=_retryable(self.retry, scope),
         )
         return reply, limit_headers
 
@@ -204,10 +204,8 @@ def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
     return headers
 
 
-def _retryable(method: str, scope: Scope) -> bool:
-    if method in _IDEMPOTENT_METHODS:
-        return True
-    if method == "POST":
-        # The catalog stores Idempotency-Key results: a repeated POST replays them.
+def _retryable(retry: Retry, scope: Scope) -> bool:
+    if retry == "with_idempotency_key":
+        # The owner stores Idempotency-Key results: a repeated request replays them.
         return any(name == b"idempotency-key" for name, _ in scope["headers"])
-    return False
+    return retry == "always"

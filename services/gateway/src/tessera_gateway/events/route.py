@@ -1,95 +1,42 @@
-"""The `/v1/events` route: admission, where a stream starts, and its OpenAPI description."""
+"""The `/v1/events` route: `v1.EVENTS` served with admission and where a stream starts.
+
+The operation (its parameters, the 422 for an id that cannot be a stream
+sequence, and the event stream's OpenAPI: each event's `id`, `event` and
+`data`) is the contract's; this module says what the gateway does with it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Any
 
 import anyio
-from fastapi import FastAPI, Header, Query, Request, Security
+from fastapi import FastAPI, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from tessera_contracts import v1
+from tessera_contracts.parameters import EventsHeaders, EventsQuery
+from tessera_stack.web.operations import implements, operation_endpoint
 
 from tessera_gateway.access import Access, Gatekeeper
-from tessera_gateway.auth import CATALOG_READ
 from tessera_gateway.errors import TooManyEventClients
 from tessera_gateway.events.hub import EventHub
 from tessera_gateway.events.stream import event_stream
-from tessera_gateway.operations import API_KEY, BEARER
-
-STREAM_SEQUENCE_MAX: Final = 2**64 - 1
-"""JetStream stream sequences (our SSE ids) are unsigned 64-bit integers."""
-
-# One event of the stream, as OpenAPI before 3.2 documents `text/event-stream`
-# (the schema describes each event; comments and bare `id` lines are no events).
-_EVENT_SCHEMA: Final = {
-    "type": "object",
-    "required": ["id", "event", "data"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The stream sequence."},
-        "event": {"type": "string", "enum": [s.name for s in v1.CATALOG_EVENT_SUBJECTS]},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "description": "The CloudEvent, as the catalog published it.",
-        },
-        "retry": {"type": "integer", "minimum": 0},
-    },
-}
+from tessera_gateway.operations import anonymous_security, key_security
 
 
 def install_events(
     app: FastAPI, hub: EventHub, gatekeeper: Gatekeeper, *, anonymous_reads: bool
 ) -> None:
-    access = Access(CATALOG_READ, anonymous=True)
+    operation = v1.EVENTS
+    access = Access(operation.scope, operation.anonymous)
 
-    @app.get(
-        "/v1/events",
-        tags=["events"],
-        response_class=EventSourceResponse,
-        responses={
-            200: {
-                "description": "An endless `text/event-stream`: `id` is the stream "
-                "sequence, `event` the event type (`catalog.v1.product.created`, ...), "
-                "`data` a CloudEvent whose `data` is one of the catalog events.",
-                "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
-            },
-        },
-        openapi_extra={"security": [{}]} if anonymous_reads else None,
-        # For /docs only (auto_error=False): the Gatekeeper below does the checking.
-        dependencies=[
-            Security(BEARER, scopes=[CATALOG_READ]),
-            Security(API_KEY, scopes=[CATALOG_READ]),
-        ],
-    )
-    async def events(
-        request: Request,
-        last_event_id: Annotated[
-            int | None,
-            Header(
-                alias="Last-Event-ID",
-                ge=0,
-                le=STREAM_SEQUENCE_MAX,
-                description="Resume after this event id (browsers send it when they "
-                "reconnect). An id beyond the stream resumes with the next new event.",
-            ),
-        ] = None,
-        after: Annotated[
-            int | None,
-            Query(
-                ge=0,
-                le=STREAM_SEQUENCE_MAX,
-                description="Resume after this event id, for a first connection.",
-            ),
-        ] = None,
-    ) -> Response:
-        """Live catalog changes; reconnect with `Last-Event-ID` to miss nothing."""
-        headers = gatekeeper.admit(request.scope, access)
+    async def events(request: Request, query: EventsQuery, headers: EventsHeaders) -> Response:
+        limit_headers = gatekeeper.admit(request.scope, access)
         if hub.clients >= hub.settings.events_max_clients:
             raise TooManyEventClients(
                 "too many event streams are open; retry later", headers={"Retry-After": "5"}
             )
-        start = last_event_id if last_event_id is not None else after
+        start = headers.last_event_id if headers.last_event_id is not None else query.after
         if start is None:
             # "From now on" is fixed here, before the response starts: an event
             # published once the client has seen the 200 is never missed.
@@ -99,7 +46,7 @@ def install_events(
         shutdown = anyio.Event()
         return EventSourceResponse(
             event_stream(hub, start, shutdown),
-            headers={name.decode(): value.decode() for name, value in headers}
+            headers={name.decode(): value.decode() for name, value in limit_headers}
             | {"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
             # The fetch timeout already sends keep-alive comments.
             ping=24 * 3600,
@@ -107,11 +54,21 @@ def install_events(
             shutdown_grace_period=hub.settings.events_shutdown_grace_s,
         )
 
+    route_kwargs: dict[str, Any] = {
+        "response_class": EventSourceResponse,
+        # For /docs only (auto_error=False): the Gatekeeper above does the checking.
+        "dependencies": key_security(operation),
+    }
+    extra = anonymous_security(operation, anonymous_reads)
+    if extra:
+        route_kwargs["openapi_extra"] = extra
+    implements(app.router, operation, **route_kwargs)(events)
+
     # HEAD is GET without the body: the same checks and headers, and sse_starlette
     # sends no stream (FastAPI routes do not add HEAD as Starlette's do).
     app.add_api_route(
-        "/v1/events",
-        events,
+        operation.path,
+        operation_endpoint(operation, events),
         methods=["HEAD"],
         response_class=EventSourceResponse,
         include_in_schema=False,

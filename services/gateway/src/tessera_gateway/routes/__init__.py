@@ -1,1 +1,0 @@
-"""The public operations, one module per upstream and API version."""
