@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, HttpUrl
 from tessera_contracts import v1, v2
+from tessera_contracts.asyncapi import asyncapi_document
 from tessera_contracts.operations import GATEWAY
 from tessera_gateway.access import Access
 from tessera_gateway.app import create_app
@@ -135,6 +136,20 @@ class TestDocs:
             assert media.get("examples"), route.path
             for example in media["examples"].values():
                 model.model_validate(example["value"])
+
+    async def test_asyncapi_document_is_served_and_linked_from_the_docs(
+        self, make_gateway: MakeGateway
+    ) -> None:
+        async with make_gateway() as gateway:
+            served = await gateway.get("/asyncapi.json")
+            description = (await gateway.get("/openapi.json")).json()["info"]["description"]
+
+        assert served.status_code == 200
+        assert served.headers["content-type"] == "application/json"
+        assert served.json() == asyncapi_document()
+        assert served.json()["asyncapi"] == "3.0.0"
+        # /docs renders the description: a relative link works behind a path prefix too.
+        assert "(asyncapi.json)" in description
 
     async def test_schemes_are_declared(self) -> None:
         schemes = create_app(Settings()).openapi()["components"]["securitySchemes"]

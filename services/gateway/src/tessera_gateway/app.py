@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
-from tessera_contracts.operations import CATALOG, INFERENCE
+from tessera_contracts.operations import CATALOG, INFERENCE, Operation
 from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
 from tessera_gateway.access import Gatekeeper
+from tessera_gateway.asyncapi import install_asyncapi
 from tessera_gateway.auth import KeyStore
 from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.events import EventHub, install_events
 from tessera_gateway.fastlane import install_fast_lane
 from tessera_gateway.openapi import install_tidy_openapi
-from tessera_gateway.operations import install_proxied
+from tessera_gateway.operations import install_proxied, proxied_operations
 from tessera_gateway.ratelimit import Policy, RateLimiter
 from tessera_gateway.resilience import CircuitBreaker, RetryBudget
 from tessera_gateway.settings import Settings
@@ -55,6 +56,10 @@ or 504, with `upstream` naming the service.
 
 **Correlation.** Every response has an `X-Request-ID` (yours, if you sent a
 sane one); quote it when reporting a problem. `traceparent` is honoured.
+
+**Messaging.** The NATS subjects behind the events (the `CATALOG` stream) and
+`inference.v1.predict` are described by the AsyncAPI 3.0 document at
+[asyncapi.json](asyncapi.json).
 """
 
 TAGS = [
@@ -144,7 +149,10 @@ def _cors(settings: Settings) -> dict[str, Any] | None:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    operations: Sequence[Operation] | None = None,
 ) -> FastAPI:
     """The gateway app.
 
@@ -152,6 +160,8 @@ def create_app(
         settings: default: read from the environment.
         clock: seconds, of the rate limiters' token buckets (tests pass one they
             can move on).
+        operations: the operations to forward; default: every operation of the
+            contract's tables that a service behind the gateway owns.
     """
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level)
@@ -202,12 +212,14 @@ def create_app(
     upstreams.extend([catalog, inference_upstream])
     install_proxied(
         app,
+        proxied_operations() if operations is None else operations,
         {CATALOG: catalog, INFERENCE: inference_upstream},
         gatekeeper,
         max_body_bytes=settings.max_body_bytes,
         anonymous_reads=settings.anonymous_reads,
     )
     install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
+    install_asyncapi(app)
 
     install_fast_lane(app, cors=_cors(settings), enabled=settings.fast_lane)
     install_tidy_openapi(app)

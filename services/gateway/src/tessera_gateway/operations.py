@@ -12,7 +12,7 @@ contract costs nothing per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from fastapi import FastAPI, Security
@@ -104,15 +104,16 @@ def _route_kwargs(operation: Operation, anonymous_reads: bool) -> dict[str, Any]
 
 def install_proxied(
     app: FastAPI,
+    operations: Iterable[Operation],
     upstreams: Mapping[str, Upstream],
     gatekeeper: Gatekeeper,
     *,
     max_body_bytes: int,
     anonymous_reads: bool,
 ) -> None:
-    """Add a `ProxyRoute` to `app` for every proxied operation (and a HEAD route for
+    """Add a `ProxyRoute` to `app` for each of `operations` (and a HEAD route for
     every GET one), forwarding to `upstreams[operation.owner]`."""
-    for operation in proxied_operations():
+    for operation in operations:
         proxy = Proxy(
             upstreams[operation.owner],
             Access(operation.scope, operation.anonymous),
