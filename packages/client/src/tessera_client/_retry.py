@@ -1,0 +1,78 @@
+"""When a failed attempt is repeated, and how long the client waits first.
+
+Only an operation whose `retry_policy` allows it is repeated: `always`, or
+`with_idempotency_key` when the request carries an `Idempotency-Key`. It is
+repeated after a failure before any answer (connection refused or reset, a
+timeout) and after 429, 502, 503 and 504. The pause is the answer's
+`Retry-After` (capped) or else capped exponential backoff with full jitter.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+import httpx
+from tessera_contracts import Operation
+
+from tessera_client._request import Prepared
+
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+_IDEMPOTENCY_KEY: Final = "idempotency-key"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """How persistent a client is (see `TesseraClient`)."""
+
+    max_retries: int = 2
+    """Attempts after the first; 0 never repeats a request."""
+    backoff_s: float = 0.1
+    """Base of the exponential backoff: attempt n waits up to `backoff_s * 2**n`."""
+    backoff_max_s: float = 2.0
+    """Longest backoff pause."""
+    retry_after_max_s: float = 30.0
+    """Longest `Retry-After` honoured: a longer one is waited for this long."""
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.backoff_s < 0 or self.backoff_max_s < 0:
+            raise ValueError("retry settings must not be negative")
+
+    def backoff(self, retry: int) -> float:
+        """The pause before retry number `retry` (0 for the first) without `Retry-After`."""
+        return random.uniform(0.0, min(self.backoff_max_s, self.backoff_s * 2**retry))
+
+    def pause(self, retry: int, response: httpx.Response | None) -> float:
+        """The pause before retry number `retry`, after `response` (None: no answer)."""
+        if response is not None and response.status_code in (429, 503):
+            after = retry_after_s(response.headers.get("retry-after"))
+            if after is not None:
+                return min(after, self.retry_after_max_s)
+        return self.backoff(retry)
+
+
+def may_retry(operation: Operation, prepared: Prepared) -> bool:
+    """Whether the operation's retry policy allows repeating this request."""
+    policy = operation.retry_policy
+    if policy == "always":
+        return True
+    return policy == "with_idempotency_key" and _IDEMPOTENCY_KEY in prepared.sent_headers
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """`Retry-After` in seconds: delay-seconds or an HTTP-date; None if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

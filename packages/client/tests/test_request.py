@@ -1,0 +1,138 @@
+"""How the generic core builds a request from any operation (no server needed)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from pydantic import Field, ValidationError
+from tessera_client._request import prepare
+from tessera_client._retry import RetryConfig, retry_after_s
+from tessera_client._sse import SseParser
+from tessera_client._trace import trace_context, valid_traceparent
+from tessera_contracts import Operation, v1, v2
+from tessera_contracts.parameters import ProductOffsetQuery
+
+
+class ScratchQuery(ProductOffsetQuery):
+    """A query with one more optional parameter, as a contract change would add it."""
+
+    colour: str | None = Field(default=None, max_length=20)
+
+
+SCRATCH = Operation(
+    id="list_products",
+    version="v1",
+    method="GET",
+    path="/v1/products",
+    owner="catalog",
+    scope="catalog:read",
+    summary="A scratch operation declared in a test.",
+    query=ScratchQuery,
+    response=v1.ProductPage,
+)
+
+
+class TestPrepare:
+    def test_path_values_are_percent_encoded(self) -> None:
+        prepared = prepare(v2.MODEL_VERSION_READY, path={"name": "a/b c?", "version": "1.0"})
+
+        assert prepared.url == "/v2/models/a%2Fb%20c%3F/versions/1.0/ready"
+
+    def test_query_sends_only_the_values_given(self) -> None:
+        prepared = prepare(v1.LIST_PRODUCTS, query={"q": "lamp", "category": None, "limit": 5})
+
+        assert list(prepared.params.multi_items()) == [("q", "lamp"), ("limit", "5")]
+
+    def test_an_ad_hoc_operations_new_parameter_is_sent(self) -> None:
+        prepared = prepare(SCRATCH, query={"colour": "teal", "offset": 3})
+
+        assert dict(prepared.params) == {"colour": "teal", "offset": "3"}
+        with pytest.raises(ValidationError):
+            prepare(SCRATCH, query={"colour": "x" * 21})
+
+    def test_unknown_parameters_are_refused(self) -> None:
+        with pytest.raises(TypeError, match="colour"):
+            prepare(v1.LIST_PRODUCTS, query={"colour": "teal"})
+        with pytest.raises(TypeError, match="takes no path"):
+            prepare(v1.LIST_PRODUCTS, path={"product_id": uuid.uuid4()})
+
+    def test_query_is_validated_by_its_model(self) -> None:
+        with pytest.raises(ValidationError, match="q"):
+            prepare(v1.LIST_PRODUCTS, query={"q": "nul\x00byte"})
+
+    def test_headers_by_field_name_or_alias(self) -> None:
+        by_name = prepare(v1.CREATE_PRODUCT, headers={"idempotency_key": "k-1"})
+        by_alias = prepare(v1.CREATE_PRODUCT, headers={"Idempotency-Key": "k-1"})
+
+        assert by_name.headers["Idempotency-Key"] == by_alias.headers["Idempotency-Key"] == "k-1"
+        with pytest.raises(ValidationError):
+            prepare(v1.CREATE_PRODUCT, headers={"idempotency_key": "has space"})
+
+    def test_patch_body_holds_exactly_the_fields_set(self) -> None:
+        prepared = prepare(
+            v1.UPDATE_PRODUCT,
+            path={"product_id": uuid.uuid4()},
+            body=v1.ProductUpdate(price=9.5, features=None),
+        )
+
+        assert prepared.content is not None
+        assert json.loads(prepared.content) == {"price": 9.5, "features": None}
+
+    def test_correlation_headers_come_from_the_context(self) -> None:
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        fresh = prepare(v1.LIST_PRODUCTS)
+        with trace_context(traceparent=parent, tracestate="k=v", request_id="r-1"):
+            inherited = prepare(v1.LIST_PRODUCTS)
+
+        assert valid_traceparent(fresh.headers["traceparent"])
+        assert fresh.headers["traceparent"] != parent
+        assert (inherited.headers["traceparent"], inherited.headers["tracestate"]) == (
+            parent,
+            "k=v",
+        )
+        assert inherited.headers["X-Request-ID"] == "r-1"
+
+    def test_a_request_id_set_by_the_caller_replaces_the_new_one(self) -> None:
+        prepared = prepare(v1.LIST_PRODUCTS, extra_headers={"x-request-id": "mine"})
+
+        assert prepared.headers.get_list("X-Request-ID") == ["mine"]
+
+
+class TestSseParser:
+    def feed(self, text: str) -> list[tuple[str, str, str | None]]:
+        parser = SseParser()
+        events = [parser.feed(line) for line in text.split("\n")]
+        return [(e.event, e.data, e.id) for e in events if e is not None]
+
+    def test_fields_comments_and_multiline_data(self) -> None:
+        text = ": ping\nevent: a\nid: 1\ndata: x\ndata:  y\n\ndata: z\n\n"
+
+        assert self.feed(text) == [("a", "x\n y", "1"), ("message", "z", "1")]
+
+    def test_an_id_only_event_moves_the_position(self) -> None:
+        assert self.feed("id: 5\n\n: keep-alive\n\n") == [("message", "", "5")]
+
+    def test_retry_is_read(self) -> None:
+        parser = SseParser()
+        for line in ("retry: 250", "retry: soon", ""):
+            parser.feed(line)
+
+        assert parser.retry_ms == 250
+
+
+class TestRetryTiming:
+    def test_retry_after_seconds_and_date(self) -> None:
+        later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+
+        assert retry_after_s("7") == 7.0
+        assert 25 < (retry_after_s(later) or 0) <= 30
+        assert retry_after_s("soon") is None
+
+    def test_backoff_is_capped(self) -> None:
+        config = RetryConfig(backoff_s=1.0, backoff_max_s=0.5)
+
+        assert all(0 <= config.backoff(n) <= 0.5 for n in range(10))
