@@ -221,6 +221,21 @@ class TestEvents:
             assert response.status_code == 422
             assert response.headers["content-type"] == "application/problem+json"
 
+    async def test_a_stream_from_now_starts_with_its_position(
+        self, make_gateway: MakeGateway, nats_url: str
+    ) -> None:
+        # Without it, a client that lost the connection before the first event could
+        # only resume "from now" again, missing what was published in between.
+        await add_catalog_stream(nats_url)
+        newest = [await publish(nats_url, n) for n in range(2)][-1]
+        async with make_gateway() as gateway, events(gateway) as stream:
+            position = await stream.block()
+            published = await publish(nats_url, 2)
+            event = await stream.next()
+
+        assert position == {"id": str(newest)}
+        assert event.id == published == newest + 1
+
     @pytest.mark.parametrize("beyond", [1000, UINT64_MAX])
     async def test_an_id_beyond_the_stream_resumes_with_the_next_event(
         self,

@@ -142,7 +142,10 @@ def _event_schema(operation: Operation, item_ref: dict[str, Any]) -> dict[str, A
     assert operation.stream is not None
     return {
         "type": "object",
-        "required": ["id", "event", "data"],
+        # Every event has an `id`; one with nothing else only tells the client its
+        # position (where the stream starts), which dispatches no message.
+        "required": ["id"],
+        "dependentRequired": {"data": ["event"]},
         "properties": {
             "id": {
                 "type": "string",

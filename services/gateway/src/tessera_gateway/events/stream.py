@@ -54,6 +54,7 @@ async def event_stream(
     expected: int | None = None
     last = after
     failures = 0  # in a row, for the backoff
+    positioned = False  # the client has been told where its stream starts
 
     def backoff() -> float:
         return backoff_s(
@@ -94,6 +95,12 @@ async def event_stream(
                     # (no event is dispatched), so a reconnect does not resend the old one.
                     yield ServerSentEvent(id=str(start))
                     last = start
+                elif not positioned:
+                    # The position, as an `id` alone: a client that connected "from
+                    # now" and loses the connection before the first event resumes
+                    # from here, missing nothing published in between.
+                    yield ServerSentEvent(id=str(last))
+                positioned = True
             try:
                 batch = await until_woken(
                     subscription.fetch(settings.events_batch, timeout=settings.events_ping_s),
