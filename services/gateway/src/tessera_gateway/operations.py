@@ -19,7 +19,7 @@ from fastapi import FastAPI, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 from tessera_contracts import v1, v2
 from tessera_contracts.operations import GATEWAY, Operation
-from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
+from tessera_stack.web import problem_responses
 from tessera_stack.web.operations import (
     OperationRoute,
     operation_endpoint,
@@ -47,8 +47,6 @@ API_KEY = APIKeyHeader(
 
 GATEWAY_ERRORS: Final = (401, 403, 413, 429, 502, 503, 504)
 """What every proxied operation can answer, whatever the upstream says (problem+json)."""
-
-_PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 
 
 def proxied_operations() -> tuple[Operation, ...]:
@@ -91,11 +89,11 @@ def _route_kwargs(operation: Operation, anonymous_reads: bool) -> dict[str, Any]
     # the contract says no more.
     kwargs["description"] = operation.description or operation.summary
     responses: dict[int | str, Any] = kwargs["responses"]
-    if operation.error_media_type != PROBLEM_MEDIA_TYPE:
-        # A status both sides answer (the Open Inference Protocol's 503): the
-        # upstream's body, or the gateway's own problem when the upstream is down.
-        for status in set(GATEWAY_ERRORS) & set(operation.errors):
-            responses[status]["content"][PROBLEM_MEDIA_TYPE] = {"schema": _PROBLEM_REF}
+    for status in [status for status in responses if int(status) >= 500]:
+        # An upstream's 5xx body stays inside the gateway (`Upstream.send`): whatever
+        # the owner documents for it (the Open Inference Protocol's `{"error"}`, an
+        # unready `server_ready`), a client gets the gateway's problem.
+        responses[status] = problem_responses(int(status))[int(status)]
     extra = anonymous_security(operation, anonymous_reads)
     if extra:
         kwargs["openapi_extra"] = (kwargs.get("openapi_extra") or {}) | extra

@@ -44,8 +44,8 @@ from tessera_contracts.v1.inference import PredictionRequest, PredictionResponse
 from tessera_contracts.v1.subjects import CATALOG_EVENT_SUBJECTS
 
 _CATALOG_TAGS: Final = ("catalog v1",)
-_ETAG: Final = {"ETag": "The product's version, for If-Match and If-None-Match."}
-_CREATED: Final = {"Location": "The new product's URL.", **_ETAG}
+PRODUCT_ETAG: Final = {"ETag": "The product's version, for If-Match and If-None-Match."}
+PRODUCT_CREATED_HEADERS: Final = {"Location": "The new product's URL.", **PRODUCT_ETAG}
 NOT_MODIFIED: Final = Answer(304, "Not Modified: the product still has the ETag you sent.")
 
 _PRODUCT_EXAMPLE: Final[dict[str, Any]] = {
@@ -85,7 +85,7 @@ CREATE_PRODUCT: Final = Operation(
     body_examples={"a lamp": _PRODUCT_EXAMPLE},
     status=201,
     response=Product,
-    response_headers=_CREATED,
+    response_headers=PRODUCT_CREATED_HEADERS,
     errors=(409, 422),
     tags=_CATALOG_TAGS,
 )
@@ -101,7 +101,7 @@ GET_PRODUCT: Final = Operation(
     path_params=ProductPath,
     headers=IfNoneMatchHeaders,
     response=Product,
-    response_headers=_ETAG,
+    response_headers=PRODUCT_ETAG,
     errors=(404, 422),
     answers=(NOT_MODIFIED,),
     tags=_CATALOG_TAGS,
@@ -120,7 +120,7 @@ UPDATE_PRODUCT: Final = Operation(
     body=ProductUpdate,
     body_examples={"new price": {"price": 44.9}},
     response=Product,
-    response_headers=_ETAG,
+    response_headers=PRODUCT_ETAG,
     errors=(404, 409, 412, 422),
     tags=_CATALOG_TAGS,
 )

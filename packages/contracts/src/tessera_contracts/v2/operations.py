@@ -24,7 +24,11 @@ from tessera_contracts.parameters import (
     ProductCursorQuery,
     ProductPath,
 )
-from tessera_contracts.v1.operations import NOT_MODIFIED
+from tessera_contracts.v1.operations import (
+    NOT_MODIFIED,
+    PRODUCT_CREATED_HEADERS,
+    PRODUCT_ETAG,
+)
 from tessera_contracts.v2.catalog import (
     EnrichedProduct,
     Product,
@@ -45,8 +49,6 @@ from tessera_contracts.v2.inference import (
 
 _CATALOG_TAGS: Final = ("catalog v2",)
 _OIP_TAGS: Final = ("inference",)
-_ETAG: Final = {"ETag": "The product's version, for If-Match and If-None-Match."}
-_CREATED: Final = {"Location": "The new product's URL.", **_ETAG}
 
 _PRODUCT_EXAMPLE: Final[dict[str, Any]] = {
     "sku": "TSR-0042",
@@ -96,7 +98,7 @@ CREATE_PRODUCT: Final = Operation(
     body_examples={"a lamp": _PRODUCT_EXAMPLE},
     status=201,
     response=Product,
-    response_headers=_CREATED,
+    response_headers=PRODUCT_CREATED_HEADERS,
     errors=(409, 422),
     tags=_CATALOG_TAGS,
 )
@@ -112,7 +114,7 @@ GET_PRODUCT: Final = Operation(
     path_params=ProductPath,
     headers=IfNoneMatchHeaders,
     response=Product,
-    response_headers=_ETAG,
+    response_headers=PRODUCT_ETAG,
     errors=(404, 422),
     answers=(NOT_MODIFIED,),
     tags=_CATALOG_TAGS,
@@ -131,7 +133,7 @@ UPDATE_PRODUCT: Final = Operation(
     body=ProductUpdate,
     body_examples={"new price": {"price": {"amount": "44.90", "currency": "EUR"}}},
     response=Product,
-    response_headers=_ETAG,
+    response_headers=PRODUCT_ETAG,
     errors=(404, 409, 412, 422),
     tags=_CATALOG_TAGS,
 )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, params
@@ -35,7 +35,13 @@ from tessera_contracts.operations import Operation
 from tessera_stack.web.openapi import problem_responses
 from tessera_stack.web.problems import status_title
 
-__all__ = ["OperationRoute", "implements", "operation_endpoint", "operation_route_kwargs"]
+__all__ = [
+    "OperationRoute",
+    "implements",
+    "operation_endpoint",
+    "operation_route_kwargs",
+    "with_route_kwargs",
+]
 
 Handler = Callable[..., Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
@@ -53,8 +59,14 @@ class OperationRoute(APIRoute):
     """A route that serves a contract operation (`operation` says which)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        operation = _SERVES.get(endpoint)
+        if operation is None:
+            raise TypeError(
+                f"{getattr(endpoint, '__qualname__', endpoint)!r} at {path} serves no "
+                "operation: build its endpoint with operation_endpoint (or implements)"
+            )
         super().__init__(path, endpoint, **kwargs)
-        self.operation = _SERVES[endpoint]
+        self.operation = operation
 
 
 def _declared_parameters(operation: Operation) -> dict[str, Any]:
@@ -220,21 +232,61 @@ def operation_route_kwargs(
     return kwargs
 
 
-def implements(router: APIRouter, *operations: Operation, **route_kwargs: Any) -> Callable[[H], H]:
+def with_route_kwargs(contract: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's route arguments plus a server's own (`response_class`,
+    `dependencies`, `response_model_exclude_none`, ...); `openapi_extra` is merged.
+
+    Raises:
+        TypeError: `extra` would replace what the contract says (its statuses,
+            responses, response model, documentation).
+    """
+    overlap = (contract.keys() & extra.keys()) - {"openapi_extra"}
+    if overlap:
+        raise TypeError(f"the operation's contract decides {sorted(overlap)}, not the server")
+    merged = contract | dict(extra)
+    if "openapi_extra" in contract and "openapi_extra" in extra:
+        merged["openapi_extra"] = _merge(contract["openapi_extra"], extra["openapi_extra"])
+    return merged
+
+
+def _merge(base: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def implements(
+    router: APIRouter,
+    *operations: Operation,
+    extra_errors: Iterable[int] = (),
+    route_class: type[OperationRoute] = OperationRoute,
+    **route_kwargs: Any,
+) -> Callable[[H], H]:
     """Decorator: serve each of `operations` with the decorated handler on `router`.
 
-    `route_kwargs` go to `APIRoute` as they are (`response_model_exclude_none`,
-    `route_class`-specific ones); the contract's parts cannot be overridden here.
+    Args:
+        router: where the routes go.
+        operations: what the handler serves (the same operation of several
+            versions, say).
+        extra_errors: problem statuses this server answers besides the operation's.
+        route_class: an `OperationRoute` subclass (one that renders errors its own way).
+        route_kwargs: the server's own `APIRoute` arguments; the contract's parts
+            cannot be overridden (see `with_route_kwargs`).
     """
-    route_class: type[OperationRoute] = route_kwargs.pop("route_class", OperationRoute)
+    errors = tuple(extra_errors)
 
     def register(handler: H) -> H:
         for operation in operations:
+            contract = operation_route_kwargs(operation, extra_errors=errors)
             router.add_api_route(
                 operation.path,
                 operation_endpoint(operation, handler),
                 route_class_override=route_class,
-                **(operation_route_kwargs(operation) | route_kwargs),
+                **with_route_kwargs(contract, route_kwargs),
             )
         return handler
 

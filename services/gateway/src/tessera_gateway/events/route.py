@@ -7,7 +7,7 @@ sequence, and the event stream's OpenAPI: each event's `id`, `event` and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import anyio
 from fastapi import FastAPI, Request
@@ -23,6 +23,10 @@ from tessera_gateway.events.hub import EventHub
 from tessera_gateway.events.stream import event_stream
 from tessera_gateway.operations import anonymous_security, key_security
 
+EVENTS_ERRORS: Final = (401, 403, 429, 503)
+"""The gateway's own answers before a stream starts: no key, no scope, rate limited,
+too many streams or NATS unreachable (with `Retry-After`)."""
+
 
 def install_events(
     app: FastAPI, hub: EventHub, gatekeeper: Gatekeeper, *, anonymous_reads: bool
@@ -37,6 +41,7 @@ def install_events(
                 "too many event streams are open; retry later", headers={"Retry-After": "5"}
             )
         start = headers.last_event_id if headers.last_event_id is not None else query.after
+        from_now = start is None
         if start is None:
             # "From now on" is fixed here, before the response starts: an event
             # published once the client has seen the 200 is never missed.
@@ -45,7 +50,7 @@ def install_events(
         # then says goodbye and ends within the grace period.
         shutdown = anyio.Event()
         return EventSourceResponse(
-            event_stream(hub, start, shutdown),
+            event_stream(hub, start, shutdown, announce=from_now),
             headers={name.decode(): value.decode() for name, value in limit_headers}
             | {"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
             # The fetch timeout already sends keep-alive comments.
@@ -62,7 +67,7 @@ def install_events(
     extra = anonymous_security(operation, anonymous_reads)
     if extra:
         route_kwargs["openapi_extra"] = extra
-    implements(app.router, operation, **route_kwargs)(events)
+    implements(app.router, operation, extra_errors=EVENTS_ERRORS, **route_kwargs)(events)
 
     # HEAD is GET without the body: the same checks and headers, and sse_starlette
     # sends no stream (FastAPI routes do not add HEAD as Starlette's do).

@@ -43,9 +43,15 @@ def _event(msg: Msg) -> ServerSentEvent:
 
 
 async def event_stream(
-    hub: EventHub, after: int, shutdown: anyio.Event
+    hub: EventHub, after: int, shutdown: anyio.Event, *, announce: bool = False
 ) -> AsyncIterator[ServerSentEvent | dict[str, Any]]:
-    """Every catalog event after stream sequence `after`, as SSE, until `shutdown` is set."""
+    """Every catalog event after stream sequence `after`, as SSE, until `shutdown` is set.
+
+    `announce`: first send `after` as an `id` alone (no event is dispatched), for a
+    stream the gateway positioned ("from now"): a client whose connection drops
+    before the first event, even while NATS is unreachable, resumes from there
+    instead of from a later "now", missing nothing in between.
+    """
     # Everything, the count included, happens inside the generator: its finally
     # runs however the stream ends (client gone, shutdown, error).
     settings = hub.settings
@@ -54,7 +60,6 @@ async def event_stream(
     expected: int | None = None
     last = after
     failures = 0  # in a row, for the backoff
-    positioned = False  # the client has been told where its stream starts
 
     def backoff() -> float:
         return backoff_s(
@@ -76,6 +81,8 @@ async def event_stream(
             await spread()
 
     try:
+        if announce:
+            yield ServerSentEvent(id=str(after))
         while not shutdown.is_set():
             # Taken before anything can fail, so a reconnection in between is not missed.
             reconnected = hub.next_connection()
@@ -95,12 +102,6 @@ async def event_stream(
                     # (no event is dispatched), so a reconnect does not resend the old one.
                     yield ServerSentEvent(id=str(start))
                     last = start
-                elif not positioned:
-                    # The position, as an `id` alone: a client that connected "from
-                    # now" and loses the connection before the first event resumes
-                    # from here, missing nothing published in between.
-                    yield ServerSentEvent(id=str(last))
-                positioned = True
             try:
                 batch = await until_woken(
                     subscription.fetch(settings.events_batch, timeout=settings.events_ping_s),
