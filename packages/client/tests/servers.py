@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-Canned = tuple[int, dict[str, str]]
+Canned = tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]
+"""`(status, headers)` answered with a problem body, or `(status, headers, body)`."""
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -32,7 +33,7 @@ class Seen:
 @dataclass
 class Forwarder:
     """An HTTP server in front of `upstream`: answers the next requests with the
-    canned `(status, headers)` of `fail_next`, forwards the rest, records all."""
+    canned answers of `fail_next`, forwards the rest, records all."""
 
     upstream: str
     fail_next: list[Canned] = field(default_factory=list)
@@ -60,10 +61,12 @@ def forwarder(upstream: str) -> Iterator[Forwarder]:
                 state.seen.append(Seen(self.command, self.path, headers))
                 canned = state.fail_next.pop(0) if state.fail_next else None
             if canned is not None:
-                status, extra = canned
-                payload = b'{"title":"Service Unavailable","status":%d}' % status
+                status, extra = canned[0], canned[1]
+                problem = b'{"title":"Service Unavailable","status":%d}' % status
+                payload = canned[2] if len(canned) == 3 else problem
                 self.send_response(status)
-                self.send_header("Content-Type", "application/problem+json")
+                if "content-type" not in {name.lower() for name in extra}:
+                    self.send_header("Content-Type", "application/problem+json")
                 for name, value in extra.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))

@@ -124,3 +124,58 @@ def test_sync_stream_resumes_with_last_event_id(product: v1.Product) -> None:
     assert [e.data for e in events] == [v1.ProductCreated(product=product)] * 2
     assert server.last_event_ids[:2] == ["2", "3"]
     assert stream.last_event_id == 4
+
+
+async def test_data_holding_unicode_line_separators_stays_one_event(product: v1.Product) -> None:
+    # Pydantic writes U+2028/U+2029/U+0085 unescaped in JSON: they are not SSE line ends.
+    named = product.model_copy(update={"name": "Lamp\u2028Oak\u2029Desk\u0085x"})
+    text = _event_text(1, named).replace("\n", "\r\n", 1)  # CRLF ends lines too
+    assert "\u2028" in text
+    with scripted_events([text], time.monotonic) as server:
+        async with TesseraClient(server.url) as client, client.v1.events() as stream:
+            event = await asyncio.wait_for(anext(stream), 10)
+
+    assert event.data == v1.ProductCreated(product=named)
+
+
+def test_an_oversized_line_drops_the_connection_and_resumes(product: v1.Product) -> None:
+    script = ["retry: 10\n" + _event_text(1, product) + "data: " + "x" * 5000 + "\n\n"]
+    script.append(_event_text(2, product))
+    with (
+        scripted_events(script, time.monotonic) as server,
+        TesseraSyncClient(server.url) as client,
+        client.v1.events(max_line_bytes=4096) as stream,
+    ):
+        events = [next(stream), next(stream)]
+
+    assert [e.data for e in events] == [v1.ProductCreated(product=product)] * 2
+    assert server.last_event_ids[:2] == [None, "1"]
+
+
+async def test_oversized_events_count_as_failed_attempts(product: v1.Product) -> None:
+    oversized = "data: " + "x" * 3000 + "\n" + "data: " + "x" * 3000 + "\n\n"
+    with scripted_events([oversized] * 5, time.monotonic) as server:
+        async with (
+            TesseraClient(server.url, retry_backoff_s=0.01) as client,
+            client.v1.events(reconnect_attempts=2, max_data_bytes=4096) as stream,
+        ):
+            with pytest.raises(TesseraConnectionError) as raised:
+                await asyncio.wait_for(anext(stream), 10)
+
+    assert raised.value.attempts == 3
+    assert len(server.last_event_ids) == 3
+
+
+async def test_ids_that_are_not_positions_are_ignored(product: v1.Product) -> None:
+    beyond = 2**64  # more than any stream sequence, which `Last-Event-ID` refuses
+    script = [
+        f"retry: 10\n{_event_text(5, product)}id: {beyond}\n\nid: ²\n\nid: ٣\n\n",
+        _event_text(6, product),
+    ]
+    with scripted_events(script, time.monotonic) as server:
+        async with TesseraClient(server.url) as client, client.v1.events() as stream:
+            events = [await asyncio.wait_for(anext(stream), 10) for _ in range(2)]
+
+    assert [e.data for e in events] == [v1.ProductCreated(product=product)] * 2
+    assert server.last_event_ids[:2] == [None, "5"]
+    assert stream.last_event_id == 6

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from tessera_client import TesseraClient, TesseraError
 from tessera_contracts import v1, v2
 
-from .conftest import MALIGNANT
+from .conftest import MALIGNANT, Stack
+from .servers import Forwarder, forwarder
 
 MODEL = "breast-cancer"
 
@@ -63,3 +66,51 @@ async def test_bad_oip_request_is_400(client: TesseraClient) -> None:
 
     assert raised.value.status == 400
     assert raised.value.detail
+
+
+@pytest.fixture
+def flaky(stack: Stack) -> Iterator[Forwarder]:
+    with forwarder(stack.gateway) as server:
+        yield server
+
+
+async def test_a_declared_answer_is_the_value_and_not_retried(
+    flaky: Forwarder, stack: Stack
+) -> None:
+    # What the inference service answers while it cannot infer (asked directly).
+    not_ready = (503, {"Content-Type": "application/json"}, b'{"ready":false}')
+    flaky.fail_next = [not_ready]
+    async with TesseraClient(flaky.url, api_key=stack.key, retry_backoff_s=0.01) as client:
+        answer = await client.v2.server_ready()
+
+    assert answer == v2.ServerReadyResponse(ready=False)
+    assert len(flaky.seen) == 1
+
+
+async def test_a_gateway_problem_with_a_declared_status_stays_an_error(
+    flaky: Forwarder, stack: Stack
+) -> None:
+    flaky.fail_next = [(503, {}), (503, {})]
+    async with TesseraClient(flaky.url, api_key=stack.key, retry_backoff_s=0.01) as client:
+        retried = await client.v2.server_ready()  # the second 503 is retried too
+        async with TesseraClient(flaky.url, api_key=stack.key, max_retries=0) as once:
+            flaky.fail_next = [(503, {})]
+            with pytest.raises(TesseraError) as raised:
+                await once.v2.server_ready()
+
+    assert retried.ready is True  # the real inference service's answer
+    assert len(flaky.seen) == 4
+    assert raised.value.status == 503
+    assert raised.value.title == "Service Unavailable"
+
+
+async def test_a_dot_segment_does_not_reach_another_operation(
+    client: TesseraClient, flaky: Forwarder, stack: Stack
+) -> None:
+    assert (await client.v2.model_ready(MODEL)).ready is True
+    async with TesseraClient(flaky.url, api_key=stack.key) as through:
+        with pytest.raises(TesseraError) as raised:
+            await through.v2.model_version_ready(MODEL, "..")
+
+    assert flaky.seen[0].path == f"/v2/models/{MODEL}/versions/%2E%2E/ready"
+    assert raised.value.status == 404

@@ -7,11 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 from pydantic import Field, ValidationError
 from tessera_client._request import prepare
 from tessera_client._retry import RetryConfig, retry_after_s
-from tessera_client._sse import SseParser
+from tessera_client._sse import LineSplitter, SseDecoder, SseOverflow, SseParser
 from tessera_client._trace import trace_context, valid_traceparent
 from tessera_contracts import Operation, v1, v2
 from tessera_contracts.parameters import ProductOffsetQuery
@@ -136,3 +137,105 @@ class TestRetryTiming:
         config = RetryConfig(backoff_s=1.0, backoff_max_s=0.5)
 
         assert all(0 <= config.backoff(n) <= 0.5 for n in range(10))
+
+
+class TestHeaderValues:
+    @pytest.mark.parametrize("value", ["a\r\nInjected: 1", "a\nb", "caf\u00e9", "tab\there"])
+    def test_extra_header_values_must_be_printable_ascii(self, value: str) -> None:
+        with pytest.raises(ValueError, match="X-Tenant"):
+            prepare(v1.LIST_PRODUCTS, extra_headers={"X-Tenant": value})
+
+    def test_trace_context_values_are_checked(self) -> None:
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        with trace_context(request_id="r\r\nX: y"), pytest.raises(ValueError, match="X-Request-ID"):
+            prepare(v1.LIST_PRODUCTS)
+        with (
+            trace_context(traceparent=parent, tracestate="k=v\n"),
+            pytest.raises(ValueError, match="tracestate"),
+        ):
+            prepare(v1.LIST_PRODUCTS)
+
+
+class TestDotSegments:
+    @pytest.mark.parametrize(("version", "encoded"), [(".", "%2E"), ("..", "%2E%2E")])
+    def test_a_dot_segment_is_encoded(self, version: str, encoded: str) -> None:
+        prepared = prepare(v2.MODEL_VERSION_READY, path={"name": "x", "version": version})
+
+        assert prepared.url == f"/v2/models/x/versions/{encoded}/ready"
+
+    def test_dots_inside_a_segment_stay(self) -> None:
+        prepared = prepare(v2.MODEL_VERSION_READY, path={"name": "x", "version": "..1"})
+
+        assert prepared.url == "/v2/models/x/versions/..1/ready"
+
+
+class TestLineSplitter:
+    def test_only_cr_lf_and_crlf_end_lines(self) -> None:
+        splitter = LineSplitter()
+
+        lines = list(splitter.feed("a\u2028b\u2029c\u0085d\x0be\x0cf\x1cg\r1\n2\r\n3\n".encode()))
+
+        assert lines == ["a\u2028b\u2029c\u0085d\x0be\x0cf\x1cg", "1", "2", "3"]
+
+    def test_a_crlf_split_between_chunks_is_one_line_end(self) -> None:
+        splitter = LineSplitter()
+        chunks = [b"data: a\r", b"\ndata: b\r", b"", b"\n\r", b"x\n"]
+
+        assert [line for chunk in chunks for line in splitter.feed(chunk)] == [
+            "data: a",
+            "data: b",
+            "",
+            "x",
+        ]
+
+    def test_a_utf8_sequence_split_between_chunks_is_decoded_whole(self) -> None:
+        splitter = LineSplitter()
+        encoded = "é\u2028\n".encode()
+
+        assert [*splitter.feed(encoded[:1]), *splitter.feed(encoded[1:])] == ["é\u2028"]
+
+    def test_a_line_beyond_the_cap_is_refused(self) -> None:
+        splitter = LineSplitter(max_line_bytes=8)
+        assert list(splitter.feed(b"12345")) == []
+
+        assert list(splitter.feed(b"678\n")) == ["12345678"]
+        assert list(splitter.feed(b"12345")) == []
+        with pytest.raises(SseOverflow):
+            list(splitter.feed(b"6789"))
+
+    def test_lines_before_an_overflow_come_first(self) -> None:
+        lines = LineSplitter(max_line_bytes=4).feed(b"ab\ncd\nefghij\n")
+
+        assert [next(lines), next(lines)] == ["ab", "cd"]
+        with pytest.raises(SseOverflow):
+            next(lines)
+
+    def test_event_data_beyond_the_cap_is_refused(self) -> None:
+        decoder = SseDecoder(max_data_bytes=10)
+
+        assert [e.data for e in decoder.feed(b"data: 1234\ndata: 1234\n\n")] == ["1234\n1234"]
+        with pytest.raises(SseOverflow):
+            list(decoder.feed(b"data: 1234\ndata: 12345\n"))
+
+
+class TestDigits:
+    def test_retry_field_takes_ascii_digits_only(self) -> None:
+        parser = SseParser()
+        for line in ("retry: 250", "retry: ²", "retry: ٣", ""):
+            parser.feed(line)
+
+        assert parser.retry_ms == 250
+
+    def test_retry_after_takes_ascii_digits_only(self) -> None:
+        assert retry_after_s("²") is None
+        assert retry_after_s("12") == 12.0
+
+    def test_a_retry_after_beyond_the_cap_ends_the_retries(self) -> None:
+        config = RetryConfig(retry_after_max_s=5.0)
+        request = httpx.Request("GET", "http://x/")
+
+        def after(value: str) -> httpx.Response:
+            return httpx.Response(503, headers={"Retry-After": value}, request=request)
+
+        assert config.pause(0, after("5")) == 5.0
+        assert config.pause(0, after("6")) is None

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from tessera_client import (
     TesseraClient,
@@ -95,13 +96,40 @@ class TestRetries:
         assert elapsed >= 1.0
         assert len(flaky.seen) == 2
 
-    async def test_retry_after_is_capped(self, flaky: Forwarder, stack: Stack) -> None:
+    async def test_a_retry_after_beyond_the_cap_raises_at_once(
+        self, flaky: Forwarder, stack: Stack
+    ) -> None:
         flaky.fail_next = [(503, {"Retry-After": "3600"})]
         async with _client(flaky.url, stack, retry_after_max_s=0.2) as client:
             started = time.monotonic()
-            await client.v1.list_products(limit=1)
+            with pytest.raises(TesseraError) as raised:
+                await client.v1.list_products(limit=1)
 
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < 5
+        assert raised.value.status == 503
+        assert raised.value.headers["retry-after"] == "3600"
+        assert len(flaky.seen) == 1
+
+    async def test_a_malformed_request_is_not_repeated(
+        self, flaky: Forwarder, stack: Stack
+    ) -> None:
+        async with _client(flaky.url, stack) as client:
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.send(v1.LIST_PRODUCTS, extra_headers={"bad name": "x"})
+
+        assert flaky.seen == []
+
+    async def test_a_header_value_with_a_line_break_is_refused(
+        self, flaky: Forwarder, stack: Stack
+    ) -> None:
+        async with _client(flaky.url, stack) as client:
+            with trace_context(request_id="r-1\r\nX-Scope: admin"):
+                with pytest.raises(ValueError, match="X-Request-ID"):
+                    await client.v1.list_products(limit=1)
+            with pytest.raises(ValueError, match="X-Tenant"):
+                await client.send(v1.LIST_PRODUCTS, extra_headers={"X-Tenant": "a\nb"})
+
+        assert flaky.seen == []
 
     async def test_refused_connection_is_retried_then_raised(self) -> None:
         with socket.socket() as sock:

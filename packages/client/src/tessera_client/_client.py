@@ -18,12 +18,6 @@ from tessera_client._versions import AsyncV1, AsyncV2, SyncV1, SyncV2
 M = TypeVar("M", bound=BaseModel)
 
 
-def _retry(
-    max_retries: int, backoff_s: float, backoff_max_s: float, retry_after_max_s: float
-) -> RetryConfig:
-    return RetryConfig(max_retries, backoff_s, backoff_max_s, retry_after_max_s)
-
-
 class TesseraClient:
     """The Tessera API over HTTP, async: `async with TesseraClient(url, api_key=k) as c:`.
 
@@ -34,7 +28,8 @@ class TesseraClient:
         max_retries: Attempts after the first, for operations safe to repeat.
         retry_backoff_s: Base of the exponential backoff between attempts.
         retry_backoff_max_s: Longest backoff pause.
-        retry_after_max_s: Longest `Retry-After` (and SSE `retry:`) honoured.
+        retry_after_max_s: Longest `Retry-After` waited for (a longer one raises the
+            error at once), and longest SSE `retry:` pause.
         transport: An httpx transport (tests, proxies, HTTP/2).
     """
 
@@ -54,7 +49,12 @@ class TesseraClient:
             base_url,
             api_key=api_key,
             timeout=timeout,
-            retry=_retry(max_retries, retry_backoff_s, retry_backoff_max_s, retry_after_max_s),
+            retry=RetryConfig(
+                max_retries=max_retries,
+                backoff_s=retry_backoff_s,
+                backoff_max_s=retry_backoff_max_s,
+                retry_after_max_s=retry_after_max_s,
+            ),
             transport=transport,
         )
         self.v1 = AsyncV1(self._core)
@@ -156,7 +156,12 @@ class TesseraSyncClient:
             base_url,
             api_key=api_key,
             timeout=timeout,
-            retry=_retry(max_retries, retry_backoff_s, retry_backoff_max_s, retry_after_max_s),
+            retry=RetryConfig(
+                max_retries=max_retries,
+                backoff_s=retry_backoff_s,
+                backoff_max_s=retry_backoff_max_s,
+                retry_after_max_s=retry_after_max_s,
+            ),
             transport=transport,
         )
         self.v1 = SyncV1(self._core)

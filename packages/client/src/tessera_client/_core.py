@@ -16,7 +16,15 @@ from pydantic import BaseModel
 from tessera_contracts import Operation
 
 from tessera_client._errors import TesseraConnectionError
-from tessera_client._request import Body, Params, Prepared, Reply, interpret, prepare
+from tessera_client._request import (
+    Body,
+    Params,
+    Prepared,
+    Reply,
+    declared_answer,
+    interpret,
+    prepare,
+)
 from tessera_client._retry import RETRY_STATUSES, RetryConfig, may_retry
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,6 +37,11 @@ def _auth_headers(api_key: str | None) -> dict[str, str]:
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return headers
+
+
+def _may_repeat(prepared: Prepared, response: httpx.Response) -> bool:
+    """Whether the answer is a transient failure (a declared answer is not one)."""
+    return response.status_code in RETRY_STATUSES and declared_answer(prepared, response) is None
 
 
 def _typed(model: type[M], reply: Reply) -> M:
@@ -74,9 +87,6 @@ class AsyncCore:
         )
         return interpret(prepared, await self.exchange(prepared))
 
-    async def call(self, operation: Operation, **arguments: Any) -> Any:
-        return (await self.send(operation, **arguments)).value
-
     async def call_as(self, model: type[M], operation: Operation, **arguments: Any) -> M:
         return _typed(model, await self.send(operation, **arguments))
 
@@ -94,17 +104,23 @@ class AsyncCore:
                     headers=prepared.headers,
                     content=prepared.content,
                 )
+            except httpx.LocalProtocolError:
+                raise  # the request itself is malformed: repeating it cannot help
             except httpx.TransportError as error:
                 if not retryable or attempt >= self.retry.max_retries:
                     raise TesseraConnectionError(prepared.operation, attempt + 1, error) from error
             else:
                 if (
-                    response.status_code not in RETRY_STATUSES
-                    or not retryable
+                    not retryable
                     or attempt >= self.retry.max_retries
+                    or not _may_repeat(prepared, response)
                 ):
                     return response
-            await asyncio.sleep(self.retry.pause(attempt, response))
+            pause = self.retry.pause(attempt, response)
+            if pause is None:
+                assert response is not None  # only an answer's `Retry-After` ends retries
+                return response
+            await asyncio.sleep(pause)
             attempt += 1
 
     async def aclose(self) -> None:
@@ -148,9 +164,6 @@ class SyncCore:
         )
         return interpret(prepared, self.exchange(prepared))
 
-    def call(self, operation: Operation, **arguments: Any) -> Any:
-        return self.send(operation, **arguments).value
-
     def call_as(self, model: type[M], operation: Operation, **arguments: Any) -> M:
         return _typed(model, self.send(operation, **arguments))
 
@@ -168,17 +181,23 @@ class SyncCore:
                     headers=prepared.headers,
                     content=prepared.content,
                 )
+            except httpx.LocalProtocolError:
+                raise  # the request itself is malformed: repeating it cannot help
             except httpx.TransportError as error:
                 if not retryable or attempt >= self.retry.max_retries:
                     raise TesseraConnectionError(prepared.operation, attempt + 1, error) from error
             else:
                 if (
-                    response.status_code not in RETRY_STATUSES
-                    or not retryable
+                    not retryable
                     or attempt >= self.retry.max_retries
+                    or not _may_repeat(prepared, response)
                 ):
                     return response
-            time.sleep(self.retry.pause(attempt, response))
+            pause = self.retry.pause(attempt, response)
+            if pause is None:
+                assert response is not None  # only an answer's `Retry-After` ends retries
+                return response
+            time.sleep(pause)
             attempt += 1
 
     def close(self) -> None:

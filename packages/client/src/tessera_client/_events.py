@@ -10,6 +10,7 @@ backs off while reconnection attempts fail.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
@@ -17,12 +18,19 @@ from typing import Final, Generic, Self, TypeVar
 
 import httpx
 from tessera_contracts import Operation
+from tessera_contracts.parameters import STREAM_SEQUENCE_MAX
 
 from tessera_client._core import AsyncCore, SyncCore
 from tessera_client._errors import TesseraConnectionError, TesseraError, problem_of
 from tessera_client._request import Prepared, prepare
 from tessera_client._retry import RETRY_STATUSES, RetryConfig
-from tessera_client._sse import ServerSentEvent, SseParser
+from tessera_client._sse import (
+    MAX_DATA_BYTES,
+    MAX_LINE_BYTES,
+    ServerSentEvent,
+    SseDecoder,
+    SseOverflow,
+)
 
 E = TypeVar("E")
 
@@ -32,6 +40,7 @@ DEFAULT_RECONNECT_S: Final = 1.0
 READ_TIMEOUT_S: Final = 60.0
 """Silence after which the connection counts as dead: servers send keep-alive
 comments well within it (the gateway every 15 s by default)."""
+_DIGITS: Final = re.compile(r"[0-9]+")
 
 
 class _Resume:
@@ -43,6 +52,8 @@ class _Resume:
         retry: RetryConfig,
         last_event_id: int | None,
         reconnect_attempts: int | None,
+        max_line_bytes: int,
+        max_data_bytes: int,
     ) -> None:
         self.operation = operation
         self.retry = retry
@@ -52,24 +63,41 @@ class _Resume:
         """Connections opened after the first (for monitoring)."""
         self.retry_ms: int | None = None
         self.failures = 0  # consecutive failed connection attempts
+        self._failures_before = 0  # at the last connection, for an overflow to count on
         self._connected_once = False
+        self._max_line_bytes = max_line_bytes
+        self._max_data_bytes = max_data_bytes
 
     def request(self) -> Prepared:
         headers = {} if self.last_event_id is None else {LAST_EVENT_ID: self.last_event_id}
         return prepare(self.operation, headers=headers)
 
-    def connected(self) -> SseParser:
-        """A connection is open: reset the failures; its parser."""
+    def connected(self) -> SseDecoder:
+        """A connection is open: reset the failures; its decoder."""
         self.reconnects += self._connected_once
         self._connected_once = True
-        self.failures = 0
-        return SseParser(None if self.last_event_id is None else str(self.last_event_id))
+        self._failures_before, self.failures = self.failures, 0
+        return SseDecoder(
+            None if self.last_event_id is None else str(self.last_event_id),
+            max_line_bytes=self._max_line_bytes,
+            max_data_bytes=self._max_data_bytes,
+        )
 
     def take(self, event: ServerSentEvent) -> bool:
         """Remember the event's position; whether it carries data to yield."""
-        if event.id is not None and event.id.isdigit():
-            self.last_event_id = int(event.id)
+        # Only ids the gateway could send (and `Last-Event-ID` accepts): another
+        # would make every reconnection fail.
+        if event.id is not None and _DIGITS.fullmatch(event.id):
+            position = int(event.id)
+            if position <= STREAM_SEQUENCE_MAX:
+                self.last_event_id = position
         return event.data != ""
+
+    def overflowed(self, error: SseOverflow) -> float:
+        """The connection was dropped for an oversized line or event: a failed attempt,
+        so a server that keeps sending one makes the stream give up like a dead one."""
+        self.failures = self._failures_before
+        return self.failed(None, httpx.ReadError(str(error)))
 
     def pause_after_drop(self) -> float:
         if self.retry_ms is not None:
@@ -93,6 +121,11 @@ class _Resume:
             assert error is not None
             raise TesseraConnectionError(self.operation, self.failures + 1, error) from error
         pause = self.retry.pause(self.failures, response)
+        if pause is None:  # a `Retry-After` beyond the cap
+            assert response is not None
+            raise TesseraError(
+                problem_of(response, self.operation), response.headers, self.operation
+            )
         if self.retry_ms is not None:
             pause = max(pause, self.pause_after_drop())
         self.failures += 1
@@ -110,8 +143,17 @@ class AsyncEventStream(Generic[E], _Resume):
         *,
         last_event_id: int | None = None,
         reconnect_attempts: int | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_data_bytes: int = MAX_DATA_BYTES,
     ) -> None:
-        super().__init__(operation, core.retry, last_event_id, reconnect_attempts)
+        super().__init__(
+            operation,
+            core.retry,
+            last_event_id,
+            reconnect_attempts,
+            max_line_bytes,
+            max_data_bytes,
+        )
         self._core = core
         self._decode = decode
         self._events = self._run()
@@ -155,13 +197,18 @@ class AsyncEventStream(Generic[E], _Resume):
                         pause = self.failed(response, None)
                     else:
                         streaming = True
-                        parser = self.connected()
-                        async for line in response.aiter_lines():
-                            event = parser.feed(line)
-                            self.retry_ms = parser.retry_ms
-                            if event is not None and self.take(event):
-                                yield self._decode(event.data)
+                        decoder = self.connected()
+                        async for chunk in response.aiter_bytes():
+                            for event in decoder.feed(chunk):
+                                self.retry_ms = decoder.retry_ms
+                                if self.take(event):
+                                    yield self._decode(event.data)
+                            self.retry_ms = decoder.retry_ms
                         pause = self.pause_after_drop()
+            except SseOverflow as error:
+                pause = self.overflowed(error)
+            except httpx.LocalProtocolError:
+                raise  # the request itself is malformed: repeating it cannot help
             except httpx.TransportError as error:
                 # A drop mid-stream is routine (reconnect soon); a failed connection
                 # attempt counts towards giving up.
@@ -180,8 +227,17 @@ class SyncEventStream(Generic[E], _Resume):
         *,
         last_event_id: int | None = None,
         reconnect_attempts: int | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_data_bytes: int = MAX_DATA_BYTES,
     ) -> None:
-        super().__init__(operation, core.retry, last_event_id, reconnect_attempts)
+        super().__init__(
+            operation,
+            core.retry,
+            last_event_id,
+            reconnect_attempts,
+            max_line_bytes,
+            max_data_bytes,
+        )
         self._core = core
         self._decode = decode
         self._events = self._run()
@@ -225,13 +281,18 @@ class SyncEventStream(Generic[E], _Resume):
                         pause = self.failed(response, None)
                     else:
                         streaming = True
-                        parser = self.connected()
-                        for line in response.iter_lines():
-                            event = parser.feed(line)
-                            self.retry_ms = parser.retry_ms
-                            if event is not None and self.take(event):
-                                yield self._decode(event.data)
+                        decoder = self.connected()
+                        for chunk in response.iter_bytes():
+                            for event in decoder.feed(chunk):
+                                self.retry_ms = decoder.retry_ms
+                                if self.take(event):
+                                    yield self._decode(event.data)
+                            self.retry_ms = decoder.retry_ms
                         pause = self.pause_after_drop()
+            except SseOverflow as error:
+                pause = self.overflowed(error)
+            except httpx.LocalProtocolError:
+                raise  # the request itself is malformed: repeating it cannot help
             except httpx.TransportError as error:
                 pause = self.pause_after_drop() if streaming else self.failed(None, error)
             time.sleep(pause)

@@ -7,13 +7,14 @@ models), so any operation works, one declared ad hoc included.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tessera_contracts import Operation
 
 from tessera_client._errors import NotModified, TesseraError, header, problem_of
@@ -23,6 +24,9 @@ Params = Mapping[str, object] | BaseModel | None
 """Parameters by field name (or header alias), or an instance of the operation's model."""
 Body = BaseModel | Mapping[str, Any] | None
 """A body model (serialized with only the fields it was given), or JSON sent as is."""
+
+_HEADER_VALUE: Final = re.compile(r"[\x20-\x7e]*")
+"""Printable ASCII: what every header of the API holds, and no CR or LF."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +76,11 @@ def prepare(
     Raises:
         TypeError: a parameter the operation does not declare, or a missing path parameter.
         pydantic.ValidationError: a parameter its model refuses.
+        ValueError: a header value that is not printable ASCII (CR and LF included).
     """
     url = operation.url_path(
         **{
-            name: quote(str(value), safe="")
+            name: _path_segment(value)
             for name, value in _values(operation.path_params, path, "path").items()
         }
     )
@@ -86,14 +91,14 @@ def prepare(
     header_values = _values(operation.headers, headers, "headers")
     # Case-insensitive, so `extra_headers` replaces a header rather than doubling it.
     request_headers = httpx.Headers({"Accept": f"{operation.media_type}, application/problem+json"})
-    request_headers.update(correlation_headers())
-    request_headers.update({name: _text(value) for name, value in header_values.items()})
+    request_headers.update(_checked(correlation_headers()))
+    request_headers.update(_checked({name: _text(value) for name, value in header_values.items()}))
     content: bytes | None = None
     if body is not None:
         content = _json_body(body)
         request_headers["Content-Type"] = "application/json"
     if extra_headers:
-        request_headers.update(extra_headers)
+        request_headers.update(_checked(extra_headers))
     return Prepared(
         operation=operation,
         method=operation.method,
@@ -103,6 +108,29 @@ def prepare(
         content=content,
         sent_headers=frozenset(request_headers.keys()),
     )
+
+
+def _checked(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """`headers`, once every value is known to be printable ASCII.
+
+    Checked here, before httpx, so a CR or LF (a header injection, were it sent)
+    or a character HTTP cannot carry fails as the caller's error, naming the header.
+    """
+    for name, value in headers.items():
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"header {name!r} must be printable ASCII, got {value!r}")
+    return headers
+
+
+def _path_segment(value: object) -> str:
+    """A path value as one segment: percent-encoded, and never a dot segment.
+
+    URL normalisation removes a `.` or `..` segment (httpx does, before sending),
+    which would send the request to another operation: `%2E` is the same
+    character without that meaning.
+    """
+    segment = quote(str(value), safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def _values(model: type[BaseModel] | None, given: Params, part: str) -> dict[str, Any]:
@@ -151,6 +179,22 @@ def _json_body(body: BaseModel | Mapping[str, Any]) -> bytes:
     return httpx.Request("POST", "/", json=dict(body)).content
 
 
+def declared_answer(prepared: Prepared, response: httpx.Response) -> BaseModel | None:
+    """The body of an answer the operation declares besides success (e.g. 503 of
+    `server_ready` with `{"ready": false}`), or None when it is not one.
+
+    Only a body that parses as the answer's model counts: a gateway's own
+    problem with the same status stays an error.
+    """
+    for answer in prepared.operation.answers:
+        if answer.status == response.status_code and answer.model is not None:
+            try:
+                return answer.model.model_validate_json(response.content)
+            except ValidationError:
+                return None
+    return None
+
+
 def interpret(prepared: Prepared, response: httpx.Response) -> Reply:
     """The reply of a read response, or the exception it means.
 
@@ -163,6 +207,9 @@ def interpret(prepared: Prepared, response: httpx.Response) -> Reply:
     if status == 304:
         raise NotModified(header(response.headers, "etag"), operation)
     if not 200 <= status < 300:
+        answer = declared_answer(prepared, response)
+        if answer is not None:
+            return Reply(status, response.headers, answer)
         raise TesseraError(problem_of(response, operation), response.headers, operation)
     if status == 204 or operation.response is None or not response.content:
         return Reply(status, response.headers, None)

@@ -4,12 +4,15 @@ Only an operation whose `retry_policy` allows it is repeated: `always`, or
 `with_idempotency_key` when the request carries an `Idempotency-Key`. It is
 repeated after a failure before any answer (connection refused or reset, a
 timeout) and after 429, 502, 503 and 504. The pause is the answer's
-`Retry-After` (capped) or else capped exponential backoff with full jitter.
+`Retry-After` or else capped exponential backoff with full jitter; a
+`Retry-After` beyond `retry_after_max_s` ends the retries (the error is raised
+at once: retrying earlier than the server asked would only be refused again).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,11 +20,12 @@ from typing import Final
 
 import httpx
 from tessera_contracts import Operation
+from tessera_contracts.operations import IDEMPOTENCY_KEY
 
 from tessera_client._request import Prepared
 
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-_IDEMPOTENCY_KEY: Final = "idempotency-key"
+_DIGITS: Final = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ class RetryConfig:
     backoff_max_s: float = 2.0
     """Longest backoff pause."""
     retry_after_max_s: float = 30.0
-    """Longest `Retry-After` honoured: a longer one is waited for this long."""
+    """Longest `Retry-After` waited for: a longer one ends the retries."""
 
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.backoff_s < 0 or self.backoff_max_s < 0:
@@ -45,12 +49,13 @@ class RetryConfig:
         """The pause before retry number `retry` (0 for the first) without `Retry-After`."""
         return random.uniform(0.0, min(self.backoff_max_s, self.backoff_s * 2**retry))
 
-    def pause(self, retry: int, response: httpx.Response | None) -> float:
-        """The pause before retry number `retry`, after `response` (None: no answer)."""
+    def pause(self, retry: int, response: httpx.Response | None) -> float | None:
+        """The pause before retry number `retry`, after `response` (None: no answer);
+        None when the answer's `Retry-After` is beyond `retry_after_max_s`."""
         if response is not None and response.status_code in (429, 503):
             after = retry_after_s(response.headers.get("retry-after"))
             if after is not None:
-                return min(after, self.retry_after_max_s)
+                return after if after <= self.retry_after_max_s else None
         return self.backoff(retry)
 
 
@@ -59,7 +64,7 @@ def may_retry(operation: Operation, prepared: Prepared) -> bool:
     policy = operation.retry_policy
     if policy == "always":
         return True
-    return policy == "with_idempotency_key" and _IDEMPOTENCY_KEY in prepared.sent_headers
+    return policy == "with_idempotency_key" and IDEMPOTENCY_KEY.lower() in prepared.sent_headers
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -67,7 +72,7 @@ def retry_after_s(value: str | None) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):  # not `isdigit`: it takes "²", which `float` refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -11,7 +11,6 @@ from uuid import UUID
 
 from tessera_contracts import CloudEvent, v1, v2
 
-from tessera_client._core import AsyncCore, SyncCore
 from tessera_client._events import AsyncEventStream, SyncEventStream
 from tessera_client._generated import (
     AsyncV1Operations,
@@ -19,6 +18,7 @@ from tessera_client._generated import (
     SyncV1Operations,
     SyncV2Operations,
 )
+from tessera_client._sse import MAX_DATA_BYTES, MAX_LINE_BYTES
 
 CatalogCloudEvent = CloudEvent[v1.CatalogEvent]
 """What `events()` yields: the CloudEvent of one catalog change."""
@@ -30,9 +30,6 @@ def _decode_event(data: str) -> CatalogCloudEvent:
 
 class AsyncV1(AsyncV1Operations):
     """The v1 API (`TesseraClient.v1`)."""
-
-    def __init__(self, core: AsyncCore) -> None:
-        super().__init__(core)
 
     async def iter_products(
         self, *, q: str | None = None, category: str | None = None, limit: int | None = None
@@ -61,7 +58,12 @@ class AsyncV1(AsyncV1Operations):
                 return
 
     def events(
-        self, *, last_event_id: int | None = None, reconnect_attempts: int | None = None
+        self,
+        *,
+        last_event_id: int | None = None,
+        reconnect_attempts: int | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_data_bytes: int = MAX_DATA_BYTES,
     ) -> AsyncEventStream[CatalogCloudEvent]:
         """Live catalog changes, from now (or after `last_event_id`), resuming after drops.
 
@@ -71,6 +73,10 @@ class AsyncV1(AsyncV1Operations):
             reconnect_attempts: Failed reconnection attempts in a row before giving up
                 (raising); None never gives up. Until the first connection succeeds,
                 the client's `max_retries` applies instead.
+            max_line_bytes: Longest line of the stream accepted.
+            max_data_bytes: Most data of one event accepted (UTF-8).
+
+        A longer line or event drops the connection, and counts as a failed attempt.
         """
         return AsyncEventStream(
             self._core,
@@ -78,14 +84,13 @@ class AsyncV1(AsyncV1Operations):
             _decode_event,
             last_event_id=last_event_id,
             reconnect_attempts=reconnect_attempts,
+            max_line_bytes=max_line_bytes,
+            max_data_bytes=max_data_bytes,
         )
 
 
 class AsyncV2(AsyncV2Operations):
     """The v2 API (`TesseraClient.v2`)."""
-
-    def __init__(self, core: AsyncCore) -> None:
-        super().__init__(core)
 
     async def iter_products(
         self, *, q: str | None = None, category: str | None = None, limit: int | None = None
@@ -103,9 +108,6 @@ class AsyncV2(AsyncV2Operations):
 
 class SyncV1(SyncV1Operations):
     """The v1 API (`TesseraSyncClient.v1`)."""
-
-    def __init__(self, core: SyncCore) -> None:
-        super().__init__(core)
 
     def iter_products(
         self, *, q: str | None = None, category: str | None = None, limit: int | None = None
@@ -130,7 +132,12 @@ class SyncV1(SyncV1Operations):
                 return
 
     def events(
-        self, *, last_event_id: int | None = None, reconnect_attempts: int | None = None
+        self,
+        *,
+        last_event_id: int | None = None,
+        reconnect_attempts: int | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_data_bytes: int = MAX_DATA_BYTES,
     ) -> SyncEventStream[CatalogCloudEvent]:
         """Live catalog changes (see `AsyncV1.events`)."""
         return SyncEventStream(
@@ -139,14 +146,13 @@ class SyncV1(SyncV1Operations):
             _decode_event,
             last_event_id=last_event_id,
             reconnect_attempts=reconnect_attempts,
+            max_line_bytes=max_line_bytes,
+            max_data_bytes=max_data_bytes,
         )
 
 
 class SyncV2(SyncV2Operations):
     """The v2 API (`TesseraSyncClient.v2`)."""
-
-    def __init__(self, core: SyncCore) -> None:
-        super().__init__(core)
 
     def iter_products(
         self, *, q: str | None = None, category: str | None = None, limit: int | None = None

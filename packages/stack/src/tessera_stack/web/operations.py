@@ -17,6 +17,11 @@ model (the handler's annotation is for the type checker and must be that
 model). Its other parameters are FastAPI dependencies (`Annotated[..., Depends()]`)
 or `Request`. Every declared part is validated whether the handler uses it or
 not, so a request is checked against the contract, never against a copy.
+
+Path parameters are validated field by field (type and constraints of the path
+model's fields): FastAPI has query and header models but no path models, so a
+validator on a path model as a whole would not run here. The contract's path
+models have none.
 """
 
 from __future__ import annotations
