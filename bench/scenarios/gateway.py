@@ -83,7 +83,8 @@ def _which(tool: str) -> bool:
 
 def _bench_key() -> tuple[str, str]:
     """A catalog:read key and its GATEWAY_API_KEYS entry: wrk sends it on every request."""
-    from tessera_gateway.auth import CATALOG_READ, generate_key
+    from tessera_contracts.operations import CATALOG_READ
+    from tessera_gateway.auth import generate_key
 
     key, entry = generate_key("bench", [CATALOG_READ])
     return key, entry.to_setting()

@@ -193,7 +193,8 @@ def _probe_row(phase: str, name: str, series: ProbeSeries) -> list[object]:
 
 
 def _bench_key() -> tuple[str, str]:
-    from tessera_gateway.auth import CATALOG_READ, generate_key
+    from tessera_contracts.operations import CATALOG_READ
+    from tessera_gateway.auth import generate_key
 
     key, entry = generate_key("bench", [CATALOG_READ])
     return key, entry.to_setting()

@@ -23,8 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tessera_catalog.app import create_app as create_catalog
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings as CatalogSettings
+from tessera_contracts.operations import CATALOG_READ, CATALOG_WRITE, INFERENCE_PREDICT
 from tessera_gateway.app import create_app as create_gateway
-from tessera_gateway.auth import CATALOG_READ, CATALOG_WRITE, INFERENCE_PREDICT, generate_key
+from tessera_gateway.auth import generate_key
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings

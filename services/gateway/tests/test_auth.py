@@ -6,9 +6,8 @@ import hashlib
 
 import pytest
 from pydantic import ValidationError
+from tessera_contracts.operations import CATALOG_READ, SCOPES
 from tessera_gateway.auth import (
-    ALL_SCOPES,
-    CATALOG_READ,
     InvalidKey,
     KeyStore,
     generate_key,
@@ -56,7 +55,7 @@ class TestKeys:
 
 class TestSetting:
     def test_parses_several_entries(self) -> None:
-        _, a = generate_key("a", ALL_SCOPES)
+        _, a = generate_key("a", SCOPES)
         _, b = generate_key("b", [CATALOG_READ])
 
         entries = parse_key_entries(f" {a.to_setting()} , {b.to_setting()},")

@@ -6,7 +6,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from tessera_gateway.auth import ALL_SCOPES, KeyStore
+from tessera_contracts.operations import SCOPES
+from tessera_gateway.auth import KeyStore
 from tessera_gateway.local_key import ensure_local_api_key
 
 
@@ -18,7 +19,7 @@ def test_first_call_creates_a_private_key_file_with_every_scope(tmp_path: Path) 
     assert stat.S_IMODE(local.path.stat().st_mode) == 0o600
     assert local.key not in local.env_value
     entry = KeyStore.from_setting(local.env_value).verify(local.key)
-    assert entry.scopes == set(ALL_SCOPES)
+    assert entry.scopes == set(SCOPES)
 
 
 def test_later_calls_return_the_same_key(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ import pytest
 import schemathesis
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.db.seed import seed_if_empty
+from tessera_contracts.operations import SCOPES
 from tessera_gateway.app import create_app
-from tessera_gateway.auth import ALL_SCOPES, generate_key
+from tessera_gateway.auth import generate_key
 from tessera_gateway.settings import Settings
 from tessera_stack.nats import EmbeddedNats
 from tessera_stack.openapi_fuzz import (
@@ -31,7 +32,7 @@ from tessera_stack.openapi_fuzz import (
 from tessera_stack.process import run_sync
 
 EXAMPLES_PER_OPERATION = 12
-KEY, KEY_ENTRY = generate_key("fuzz", ALL_SCOPES)
+KEY, KEY_ENTRY = generate_key("fuzz", SCOPES)
 # Far above what the run sends: a 429 here would say nothing about the schema.
 UNLIMITED = "1000000"
 

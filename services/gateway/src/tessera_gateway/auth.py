@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 # The scopes are the contract's: each operation names the one it needs.
-from tessera_contracts.operations import CATALOG_READ as CATALOG_READ
-from tessera_contracts.operations import CATALOG_WRITE as CATALOG_WRITE
-from tessera_contracts.operations import INFERENCE_PREDICT as INFERENCE_PREDICT
 from tessera_contracts.operations import SCOPES
-
-ALL_SCOPES: Final = SCOPES
 
 KEY_PREFIX: Final = "tsk_"
 _ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -64,7 +59,7 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def generate_key(key_id: str, scopes: Iterable[str] = ALL_SCOPES) -> tuple[str, ApiKeyEntry]:
+def generate_key(key_id: str, scopes: Iterable[str] = SCOPES) -> tuple[str, ApiKeyEntry]:
     """Create a new key (256 bits of randomness) and the entry that configures it."""
     if not _ID_PATTERN.fullmatch(key_id):
         raise ValueError(f"key id {key_id!r} must match {_ID_PATTERN.pattern}")
@@ -88,7 +83,7 @@ def parse_key_entries(setting: str) -> dict[str, ApiKeyEntry]:
         if not _DIGEST_PATTERN.fullmatch(hex_digest):
             raise ValueError(f"api key {key_id!r}: digest must be 64 lower-case hex digits")
         scopes = frozenset(scope_text.split())
-        unknown = scopes - set(ALL_SCOPES)
+        unknown = scopes - set(SCOPES)
         if unknown:
             raise ValueError(f"api key {key_id!r}: unknown scopes {sorted(unknown)}")
         if key_id in entries:

@@ -7,8 +7,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from tessera_contracts.operations import SCOPES
+
 from tessera_gateway.auth import (
-    ALL_SCOPES,
     ApiKeyEntry,
     InvalidKey,
     KeyStore,
@@ -38,13 +39,13 @@ def ensure_local_api_key(data_dir: Path) -> LocalApiKey:
     """
     path = data_dir / KEY_FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
-    key, entry = generate_key(LOCAL_KEY_ID, ALL_SCOPES)
+    key, entry = generate_key(LOCAL_KEY_ID, SCOPES)
     try:
         # O_EXCL: two `tessera up` racing must not end up with different keys.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         key = path.read_text().strip()
-        entry = ApiKeyEntry(LOCAL_KEY_ID, digest(key), frozenset(ALL_SCOPES))
+        entry = ApiKeyEntry(LOCAL_KEY_ID, digest(key), frozenset(SCOPES))
         try:
             KeyStore({LOCAL_KEY_ID: entry}).verify(key)
         except InvalidKey as error:
