@@ -125,6 +125,44 @@ def wait_until_answering(
 _SERVICE_FACTORY = re.compile(r"(?P<module>tessera_(gateway|catalog|inference))\.app:create_app")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (every thread), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text()
+        children.extend(int(child) for child in text.split())
+    return children
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of the process and its living descendants (nginx's workers)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += cpu_seconds(current)
+            pending.extend(_children(current))
+        except FileNotFoundError:
+            continue  # exited meanwhile
+    return total
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server a scenario started: where it answers and which process to account."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
 def uvicorn_service(
     factory: str,
@@ -140,6 +178,19 @@ def uvicorn_service(
     a service with `hardened=False` (to measure what the limits cost), under plain
     uvicorn with uvloop and httptools.
     """
+    with uvicorn_process(factory, env, port, hardened=hardened) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def uvicorn_process(
+    factory: str,
+    env: Mapping[str, str],
+    port: int | None = None,
+    *,
+    hardened: bool = True,
+) -> Iterator[Served]:
+    """`uvicorn_service`, also telling the process (for its CPU time)."""
     port = port or free_port()
     service = _SERVICE_FACTORY.fullmatch(factory)
     if service is not None and hardened:
@@ -154,8 +205,8 @@ def uvicorn_service(
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    with service_process(command, env, ready_urls=[f"{base_url}/readyz"]):
-        yield base_url
+    with service_process(command, env, ready_urls=[f"{base_url}/readyz"]) as process:
+        yield Served(base_url, process.pid)
 
 
 @contextlib.contextmanager
@@ -190,10 +241,59 @@ def service_process(
 @contextlib.contextmanager
 def nginx_proxy(upstream_base_url: str, port: int | None = None) -> Iterator[str]:
     """nginx in the foreground as a keep-alive reverse proxy in front of `upstream_base_url`."""
+    with nginx_proxy_process(upstream_base_url, port) as served:
+        yield served.url
+
+
+@contextlib.contextmanager
+def nginx_proxy_process(upstream_base_url: str, port: int | None = None) -> Iterator[Served]:
+    """`nginx_proxy`, also telling its master process (its worker is a child)."""
+    upstream = upstream_base_url.removeprefix("http://")
+    server = f"""\
+        upstream app {{ server {upstream}; keepalive 64; }}
+        server {{
+            listen 127.0.0.1:{{port}};
+            location / {{
+                proxy_pass http://app;
+                proxy_http_version 1.1;
+                proxy_set_header Connection "";
+            }}
+        }}
+    """
+    # The upstream's liveness through the proxy: nginx and upstream both answer.
+    with _nginx(server, port, ready_path="/healthz") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def nginx_static(body: bytes, port: int | None = None) -> Iterator[Served]:
+    """nginx answering every request with `body` as JSON: an upstream that costs next
+    to nothing, so a proxy in front of it is the bottleneck."""
+    server = """\
+        server {
+            listen 127.0.0.1:{port};
+            default_type application/json;
+            location / { root {root}; try_files /body.json =404; }
+        }
+    """
+    with _nginx(server, port, ready_path="/readyz", files={"body.json": body}) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _nginx(
+    server: str, port: int | None, *, ready_path: str, files: Mapping[str, bytes] | None = None
+) -> Iterator[Served]:
+    """nginx in the foreground, one worker, running `server` (`{port}` and `{root}`
+    filled in), with `files` in its root directory."""
     nginx = require_tool("nginx", "nginx")
     port = port or free_port()
-    upstream = upstream_base_url.removeprefix("http://")
     with tempfile.TemporaryDirectory(prefix="tessera-nginx-") as tmp:
+        for name, content in (files or {}).items():
+            (Path(tmp) / name).write_bytes(content)
+            # nginx's worker runs as another user (`nobody`) when started as root.
+            (Path(tmp) / name).chmod(0o644)
+            Path(tmp).chmod(0o755)
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(
             textwrap.dedent(
@@ -210,18 +310,13 @@ def nginx_proxy(upstream_base_url: str, port: int | None = None) -> Iterator[str
                     fastcgi_temp_path {tmp}/fastcgi;
                     uwsgi_temp_path {tmp}/uwsgi;
                     scgi_temp_path {tmp}/scgi;
-                    upstream app {{ server {upstream}; keepalive 64; }}
-                    server {{
-                        listen 127.0.0.1:{port};
-                        location / {{
-                            proxy_pass http://app;
-                            proxy_http_version 1.1;
-                            proxy_set_header Connection "";
-                        }}
-                    }}
-                }}
                 """
             )
+            + textwrap.indent(
+                textwrap.dedent(server).replace("{port}", str(port)).replace("{root}", tmp),
+                "    ",
+            )
+            + "}\n"
         )
         process = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", tmp],
@@ -230,9 +325,8 @@ def nginx_proxy(upstream_base_url: str, port: int | None = None) -> Iterator[str
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            # The upstream's liveness through the proxy: nginx and upstream both answer.
-            wait_until_answering(f"{base_url}/healthz", process)
-            yield base_url
+            wait_until_answering(f"{base_url}{ready_path}", process)
+            yield Served(base_url, process.pid)
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
@@ -36,6 +34,7 @@ from bench.harness import (
     BenchError,
     ScenarioFailed,
     WrkResult,
+    cpu_seconds,
     free_port,
     infrastructure,
     markdown_table,
@@ -68,14 +67,6 @@ class ProbeSeries:
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (every thread), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -165,9 +156,9 @@ def _probe_during(gateway: Gateway, load: threading.Thread) -> dict[str, ProbeSe
 def _cpu_per_request(
     gateway: Gateway, url: str, duration_s: int, headers: dict[str, str]
 ) -> tuple[WrkResult, float]:
-    before = _cpu_seconds(gateway.pid)
+    before = cpu_seconds(gateway.pid)
     result = wrk(url, connections=CPU_CONNECTIONS, duration_s=duration_s, headers=headers)
-    used = _cpu_seconds(gateway.pid) - before
+    used = cpu_seconds(gateway.pid) - before
     return result, used / max(result.requests, 1)
 
 

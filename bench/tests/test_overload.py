@@ -1,11 +1,12 @@
-"""The overload scenario's CPU accounting, which its per-request figures rest on."""
+"""The overload scenario's percentiles, and the CPU accounting its per-request figures rest on."""
 
 import os
 import time
 
 import pytest
 
-from bench.scenarios.overload import _cpu_seconds, _percentile
+from bench.harness import cpu_seconds
+from bench.scenarios.overload import _percentile
 
 
 def test_cpu_seconds_reads_this_process_user_and_system_time() -> None:
@@ -14,7 +15,7 @@ def test_cpu_seconds_reads_this_process_user_and_system_time() -> None:
         pass
 
     # /proc counts in clock ticks (usually 10 ms); process_time is exact.
-    assert _cpu_seconds(os.getpid()) == pytest.approx(time.process_time(), abs=0.1)
+    assert cpu_seconds(os.getpid()) == pytest.approx(time.process_time(), abs=0.1)
 
 
 def test_percentiles_of_a_known_series() -> None:

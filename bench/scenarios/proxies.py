@@ -1,0 +1,210 @@
+"""What a proxy costs per request: the gateway against the Python floor and nginx.
+
+    uv run python -m bench.run proxies [--quick]
+
+Each proxy forwards `GET /v1/products/{id}` (wrk, 64 connections, an API key on
+every request) to one of two upstreams:
+
+1. a fast one, nginx answering the product's JSON from a file, so the proxy is
+   the bottleneck and its cost shows in req/s as well;
+2. the real catalog (one uvicorn worker on the embedded PostgreSQL), where the
+   catalog is the bottleneck and only the proxy's CPU per request tells them apart.
+
+The proxies: nginx (keep-alive upstream), the Python floor (`bench/floor_proxy.py`:
+raw ASGI on uvicorn, an aiohttp keep-alive pool, nothing else) and the gateway as
+`tessera up` runs it (`python -m tessera_gateway`: key checked, rate limiter
+consulted, metrics, JSON access log on). CPU per request is the utime + stime of
+the proxy's process (nginx: with its worker) during a round, over the round's
+requests. Rounds alternate the proxies; tables show medians over rounds, and the
+gateway/floor ratio is the median of per-round ratios.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from bench.harness import (
+    BenchError,
+    Served,
+    WrkResult,
+    free_port,
+    infrastructure,
+    markdown_table,
+    median,
+    nginx_proxy_process,
+    nginx_static,
+    raise_open_files_limit,
+    service_process,
+    tree_cpu_seconds,
+    uvicorn_process,
+    wrk,
+)
+
+CONNECTIONS = 64
+CATALOG = "tessera_catalog.app:create_app"
+FLOOR = "bench.floor_proxy:create_app"
+TARGET_GATEWAY_VS_FLOOR = 1.25
+"""Issue 11's target for the gateway's CPU per request, as a multiple of the floor's."""
+
+
+@dataclass(frozen=True)
+class Round:
+    result: WrkResult
+    cpu_s: float
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.cpu_s / max(self.result.requests, 1) * 1e6
+
+
+def _bench_key() -> tuple[str, str]:
+    from tessera_contracts.operations import CATALOG_READ
+    from tessera_gateway.auth import generate_key
+
+    key, entry = generate_key("bench", [CATALOG_READ])
+    return key, entry.to_setting()
+
+
+@contextlib.contextmanager
+def _gateway(upstream: str, nats_url: str, api_keys: str) -> Iterator[Served]:
+    """`python -m tessera_gateway` as `tessera up` runs it, in front of `upstream`."""
+    port = free_port()
+    env = {
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_CATALOG_URL": upstream,
+        "GATEWAY_NATS_URL": nats_url,
+        "GATEWAY_API_KEYS": api_keys,
+        # Consulted on every request, never refusing: the benchmark measures forwarding.
+        "GATEWAY_RATE_LIMIT_PER_S": "1000000",
+        "GATEWAY_RATE_LIMIT_BURST": "1000000",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with service_process(
+        [sys.executable, "-m", "tessera_gateway"], env, ready_urls=[f"{url}/readyz"]
+    ) as process:
+        yield Served(url, process.pid)
+
+
+def _measure(proxy: Served, url: str, duration_s: int, headers: dict[str, str]) -> Round:
+    before = tree_cpu_seconds(proxy.pid)
+    result = wrk(url, connections=CONNECTIONS, duration_s=duration_s, headers=headers)
+    return Round(result, tree_cpu_seconds(proxy.pid) - before)
+
+
+def _rounds(
+    proxies: dict[str, Served], path: str, rounds: int, duration_s: int, headers: dict[str, str]
+) -> dict[str, list[Round]]:
+    for name, proxy in proxies.items():
+        check = httpx.get(proxy.url + path, headers=headers, timeout=10)
+        if check.status_code != 200:
+            raise BenchError(f"{name} answered {check.status_code}: {check.text[:200]}")
+    results: dict[str, list[Round]] = {name: [] for name in proxies}
+    for index in range(rounds):
+        # Alternate the order so no proxy always runs on a warmer (or hotter) machine.
+        names = list(proxies) if index % 2 == 0 else list(reversed(proxies))
+        for name in names:
+            results[name].append(
+                _measure(proxies[name], proxies[name].url + path, duration_s, headers)
+            )
+    return results
+
+
+def _table(results: dict[str, list[Round]]) -> tuple[str, float]:
+    floor = results["Python floor"]
+    rows = []
+    for name, rounds in results.items():
+        ratio = median(
+            [
+                r.cpu_per_request_us / f.cpu_per_request_us
+                for r, f in zip(rounds, floor, strict=True)
+            ]
+        )
+        errors = sum(
+            r.result.connect_errors
+            + r.result.read_errors
+            + r.result.write_errors
+            + r.result.timeouts
+            for r in rounds
+        )
+        rows.append(
+            [
+                name,
+                f"{median([r.result.requests_per_s for r in rounds]):,.0f}",
+                f"{median([r.result.p99_ms for r in rounds]):.1f}",
+                f"{median([r.cpu_per_request_us for r in rounds]):,.0f}",
+                f"{ratio:.2f}",
+                errors + sum(r.result.non_2xx for r in rounds),
+            ]
+        )
+    gateway = median(
+        [
+            g.cpu_per_request_us / f.cpu_per_request_us
+            for g, f in zip(results["gateway"], floor, strict=True)
+        ]
+    )
+    table = markdown_table(
+        ["proxy", "req/s", "p99 ms", "CPU per request (us)", "CPU vs floor", "errors"], rows
+    )
+    return table, gateway
+
+
+def run(quick: bool) -> str:
+    raise_open_files_limit()
+    rounds, duration_s = (1, 3) if quick else (3, 10)
+    key, api_keys = _bench_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    tables: dict[str, tuple[str, float]] = {}
+    with infrastructure() as infra, contextlib.ExitStack() as servers:
+        catalog_env = {
+            "CATALOG_DATABASE_URL": infra.database_url,
+            "CATALOG_NATS_URL": infra.nats_url,
+            "CATALOG_LOG_LEVEL": "WARNING",
+        }
+        catalog = servers.enter_context(uvicorn_process(CATALOG, catalog_env))
+        page = httpx.get(f"{catalog.url}/v1/products", params={"limit": 1}, timeout=10).json()
+        if not page["items"]:
+            raise BenchError("the demo data has no product")
+        product_id = page["items"][0]["id"]
+        path = f"/v1/products/{product_id}"
+        body = httpx.get(catalog.url + path, timeout=10).content
+        fast = servers.enter_context(nginx_static(body))
+        for label, upstream in (("fast upstream", fast), ("catalog upstream", catalog)):
+            with contextlib.ExitStack() as proxies_stack:
+                proxies = {
+                    "nginx": proxies_stack.enter_context(nginx_proxy_process(upstream.url)),
+                    "Python floor": proxies_stack.enter_context(
+                        uvicorn_process(FLOOR, {"FLOOR_UPSTREAM": upstream.url})
+                    ),
+                    "gateway": proxies_stack.enter_context(
+                        _gateway(upstream.url, infra.nats_url, api_keys)
+                    ),
+                }
+                tables[label] = _table(_rounds(proxies, path, rounds, duration_s, headers))
+
+    fast_table, fast_ratio = tables["fast upstream"]
+    catalog_table, catalog_ratio = tables["catalog upstream"]
+    return f"""## Proxies: CPU per request of the gateway, the Python floor and nginx
+
+`GET /v1/products/{{id}}`, wrk with 2 threads at {CONNECTIONS} connections, an API key
+on every request. The floor is a raw ASGI app on uvicorn forwarding through an
+aiohttp keep-alive pool (`bench/floor_proxy.py`); the gateway runs as `tessera up`
+runs it (key checked, rate limiter consulted, metrics, JSON access log). CPU per
+request: the proxy process's utime + stime during the round over its requests.
+
+### Fast upstream (nginx answering the JSON from a file): the proxy is the bottleneck
+
+{fast_table}
+
+### The catalog as upstream: the catalog is the bottleneck
+
+{catalog_table}
+
+Gateway CPU per request: **{fast_ratio:.2f}x** the floor's with the fast upstream,
+{catalog_ratio:.2f}x with the catalog (target: at most {TARGET_GATEWAY_VS_FLOOR}x).
+{rounds} round(s) of {duration_s} s per proxy and upstream; medians over rounds."""
