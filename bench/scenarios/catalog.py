@@ -1,12 +1,15 @@
-"""The catalog's two hot reads, against a bare FastAPI baseline measured in the same run.
+"""The catalog's two hot reads, against bare FastAPI baselines measured in the same run.
 
     uv run python -m bench.run catalog [--quick]
 
 1. Throughput at 64 connections (wrk): `GET /v1/products/{id}` and
    `GET /v1/products/{id}/enriched` (with the real inference service answering
-   over NATS), and a bare FastAPI app returning a fixed product JSON. Rounds
-   alternate the three targets; tables show medians over rounds, ratios are the
-   median of per-round ratios.
+   over NATS), against two baselines: a bare FastAPI app returning a fixed
+   product JSON, and the smallest idiomatic FastAPI + asyncpg app doing the same
+   primary-key read with `response_model` validation (`bench/bare_catalog.py`).
+   Rounds alternate the targets; tables show medians over rounds, ratios are the
+   median of per-round ratios, and CPU per request is the serving process's
+   utime + stime during a round over its requests.
 2. Fan-out: every PostgreSQL round trip of the catalog delayed by D (a delaying
    TCP proxy in front of PostgreSQL) and inference answering after D (a NATS
    responder that sleeps). Sequential parts would cost 4 D (product, reviews,
@@ -23,6 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,11 +35,14 @@ import httpx
 from bench.harness import (
     BenchError,
     Infra,
+    Served,
     WrkResult,
+    cpu_seconds,
     free_port,
     infrastructure,
     markdown_table,
     median,
+    uvicorn_process,
     uvicorn_service,
     wrk,
 )
@@ -51,6 +58,9 @@ DELAY_S = 0.025
 CATALOG = "tessera_catalog.app:create_app"
 INFERENCE = "tessera_inference.app:create_app"
 BASELINE = "bench.scenarios.catalog:baseline_app"
+BARE_ASYNCPG = "bench.bare_catalog:create_app"
+TARGET_VS_BARE_ASYNCPG = 0.9
+"""Issue 11's target: the catalog's req/s as a fraction of the bare FastAPI + asyncpg app's."""
 
 # The baseline's body: one product as the catalog serves it.
 FIXED_PRODUCT = json.dumps(
@@ -151,18 +161,37 @@ def _difference(after: dict[str, float], before: dict[str, float]) -> str:
     return ", ".join(f"{k}: {v:,.0f}" for k, v in changed.items() if v) or "none"
 
 
-def _row(name: str, results: list[WrkResult], baseline: list[WrkResult]) -> list[object]:
-    rps = median([r.requests_per_s for r in results])
-    ratio = median(
-        [r.requests_per_s / b.requests_per_s for r, b in zip(results, baseline, strict=True)]
+@dataclass(frozen=True)
+class _Round:
+    result: WrkResult
+    cpu_s: float
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.cpu_s / max(self.result.requests, 1) * 1e6
+
+
+def _ratio(results: list[_Round], baseline: list[_Round]) -> float:
+    return median(
+        [
+            r.result.requests_per_s / b.result.requests_per_s
+            for r, b in zip(results, baseline, strict=True)
+        ]
     )
-    errors = sum(r.connect_errors + r.read_errors + r.timeouts + r.non_2xx for r in results)
+
+
+def _row(name: str, results: list[_Round], baseline: list[_Round]) -> list[object]:
+    errors = sum(
+        r.result.connect_errors + r.result.read_errors + r.result.timeouts + r.result.non_2xx
+        for r in results
+    )
     return [
         name,
-        f"{rps:,.0f}",
-        f"{median([r.p50_ms for r in results]):.1f}",
-        f"{median([r.p99_ms for r in results]):.1f}",
-        f"{ratio:.2f}",
+        f"{median([r.result.requests_per_s for r in results]):,.0f}",
+        f"{median([r.result.p50_ms for r in results]):.1f}",
+        f"{median([r.result.p99_ms for r in results]):.1f}",
+        f"{median([r.cpu_per_request_us for r in results]):,.0f}",
+        f"{_ratio(results, baseline):.2f}",
         errors,
     ]
 
@@ -172,41 +201,64 @@ def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> 
     inference_env = {"INFERENCE_NATS_URL": infra.nats_url, "INFERENCE_LOG_LEVEL": "WARNING"}
     with (
         uvicorn_service(INFERENCE, inference_env),
-        uvicorn_service(CATALOG, env) as catalog,
-        uvicorn_service(BASELINE, {}) as bare,
+        uvicorn_process(CATALOG, env) as catalog,
+        uvicorn_process(BASELINE, {}) as fixed,
+        uvicorn_process(BARE_ASYNCPG, {"BARE_DATABASE_URL": infra.database_url}) as bare,
     ):
-        get_url = f"{catalog}/v1/products/{product_id}"
+        get_url = f"{catalog.url}/v1/products/{product_id}"
         enriched_url = f"{get_url}/enriched"
         _wait_enriched_complete(enriched_url)
-        targets = {
-            "baseline": f"{bare}/v1/products/{product_id}",
-            "get": get_url,
-            "enriched": enriched_url,
+        targets: dict[str, tuple[Served, str]] = {
+            "fixed": (fixed, f"{fixed.url}/v1/products/{product_id}"),
+            "bare": (bare, f"{bare.url}/v1/products/{product_id}"),
+            "get": (catalog, get_url),
+            "enriched": (catalog, enriched_url),
         }
-        results: dict[str, list[WrkResult]] = {name: [] for name in targets}
-        counters_before = _counters(catalog)
+        bare_answer = httpx.get(targets["bare"][1], timeout=10)
+        catalog_answer = httpx.get(get_url, timeout=10)
+        if bare_answer.json() != catalog_answer.json():
+            raise BenchError("the bare FastAPI + asyncpg app does not answer what the catalog does")
+        results: dict[str, list[_Round]] = {name: [] for name in targets}
+        counters_before = _counters(catalog.url)
         for round_index in range(rounds):
             # Alternate the order so no target always runs on a warmer (or hotter) machine.
             names = list(targets) if round_index % 2 == 0 else list(reversed(targets))
             for name in names:
-                results[name].append(
-                    wrk(targets[name], connections=CONNECTIONS, duration_s=duration_s)
-                )
-        counters = _difference(_counters(catalog), counters_before)
+                served, url = targets[name]
+                before = cpu_seconds(served.pid)
+                result = wrk(url, connections=CONNECTIONS, duration_s=duration_s)
+                results[name].append(_Round(result, cpu_seconds(served.pid) - before))
+        counters = _difference(_counters(catalog.url), counters_before)
+    fixed_rounds, bare_rounds = results["fixed"], results["bare"]
     table = markdown_table(
-        ["endpoint", "req/s", "p50 ms", "p99 ms", "vs baseline (req/s)", "errors"],
         [
-            _row(
-                "bare FastAPI, fixed product JSON (baseline)",
-                results["baseline"],
-                results["baseline"],
-            ),
-            _row("GET /v1/products/{id}", results["get"], results["baseline"]),
-            _row("GET /v1/products/{id}/enriched", results["enriched"], results["baseline"]),
+            "endpoint",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "CPU per request (us)",
+            "vs fixed JSON (req/s)",
+            "errors",
+        ],
+        [
+            _row("bare FastAPI, fixed product JSON", fixed_rounds, fixed_rounds),
+            _row("bare FastAPI + asyncpg, same read", bare_rounds, fixed_rounds),
+            _row("GET /v1/products/{id}", results["get"], fixed_rounds),
+            _row("GET /v1/products/{id}/enriched", results["enriched"], fixed_rounds),
         ],
     )
+    get_vs_bare = _ratio(results["get"], bare_rounds)
+    cpu_vs_bare = median(
+        [
+            g.cpu_per_request_us / b.cpu_per_request_us
+            for g, b in zip(results["get"], bare_rounds, strict=True)
+        ]
+    )
     return (
-        f"{table}\n\n{CONNECTIONS} connections, {rounds} round(s) of {duration_s} s per target; "
+        f"{table}\n\nThe catalog's `GET /v1/products/{{id}}` against the bare FastAPI + asyncpg "
+        f"app: **{get_vs_bare:.2f}x its req/s**, {cpu_vs_bare:.2f}x its CPU per request "
+        f"(target: at least {TARGET_VS_BARE_ASYNCPG}x the req/s).\n\n"
+        f"{CONNECTIONS} connections, {rounds} round(s) of {duration_s} s per target; "
         f"medians over rounds; errors are wrk's socket errors and non-2xx answers. Enriched "
         f"answers by status and degraded parts (from the catalog's /metrics): {counters}. "
         "A part over its budget (0.5 s; 1 s for the product row, else 503) is how overload shows."
