@@ -25,10 +25,7 @@ from tessera_gateway.auth import generate_key
 from tessera_stack.nats import EmbeddedNats, delete_streams
 from tessera_stack.postgres import create_database, drop_database
 from tessera_stack.process import run_sync
-from tessera_stack.testing import NATS_URL_ENV, running_service
-
-# Rows of scikit-learn's breast-cancer data (10 "mean" features).
-MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
+from tessera_stack.testing import NATS_URL_ENV, product_body, running_service
 
 
 @dataclass(frozen=True)
@@ -119,17 +116,7 @@ def unique_sku() -> str:
 
 
 def v1_product(**overrides: Any) -> v1.ProductCreate:
-    values: dict[str, Any] = {
-        "sku": unique_sku(),
-        "name": "Oak Desk Lamp",
-        "description": "A warm reading lamp made from oak.",
-        "category": "home",
-        "price": 49.99,
-        "currency": "USD",
-        "features": list(MALIGNANT),
-    }
-    values.update(overrides)
-    return v1.ProductCreate(**values)
+    return v1.ProductCreate(**product_body(unique_sku(), **overrides))
 
 
 def v2_product(**overrides: Any) -> v2.ProductCreate:

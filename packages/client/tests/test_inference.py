@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 from tessera_client import TesseraClient, TesseraError
 from tessera_contracts import v1, v2
+from tessera_stack.testing import MALIGNANT
 
-from .conftest import MALIGNANT, Stack
+from .conftest import Stack
 from .servers import Forwarder, forwarder
 
 MODEL = "breast-cancer"

@@ -7,13 +7,22 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import nats
 import pytest
 from tessera_stack.nats import EmbeddedNats
-from tessera_stack.testing import NatsServer, checked_external_database
+from tessera_stack.testing import (
+    NatsServer,
+    WaitUntil,
+    assert_problem,
+    assert_problem_body,
+    checked_external_database,
+    error_locs,
+)
 
 PytestRunner = Callable[[str, dict[str, str]], subprocess.CompletedProcess[str]]
 
@@ -175,3 +184,63 @@ def test_an_unreachable_external_database_fails_naming_the_variable() -> None:
 
 def test_a_reachable_external_database_is_used_as_is(postgres_dsn: str) -> None:
     assert checked_external_database(postgres_dsn) == postgres_dsn
+
+
+class TestWaitUntil:
+    async def test_returns_once_the_predicate_holds(self, wait_until: WaitUntil) -> None:
+        calls = 0
+
+        async def third_time() -> bool:
+            nonlocal calls
+            calls += 1
+            return calls == 3
+
+        await wait_until(third_time)
+
+        assert calls == 3
+
+    async def test_fails_the_test_naming_what_it_waited_for(self, wait_until: WaitUntil) -> None:
+        async def never() -> bool:
+            return False
+
+        with pytest.raises(pytest.fail.Exception, match="0.05s waiting for the moon"):
+            await wait_until(never, timeout_s=0.05, what="the moon")
+
+
+def _problem(status: int, body: dict[str, object], media_type: str) -> httpx.Response:
+    return httpx.Response(status, json=body, headers={"content-type": media_type})
+
+
+class TestAssertProblem:
+    BODY: ClassVar[dict[str, object]] = {
+        "title": "Unprocessable Content",
+        "status": 422,
+        "errors": [{"loc": ["body", "price"], "msg": "too low", "type": "value_error"}],
+        "extension": "kept",
+    }
+
+    def test_returns_the_body_and_the_parsed_problem(self) -> None:
+        response = _problem(422, self.BODY, "application/problem+json")
+
+        body = assert_problem_body(response, 422, "Unprocessable Content")
+        problem = assert_problem(response, 422)
+
+        assert body["extension"] == "kept"
+        assert error_locs(body) == [["body", "price"]]
+        assert problem.title == "Unprocessable Content"
+
+    @pytest.mark.parametrize(
+        ("status", "title", "media_type"),
+        [
+            (400, None, "application/problem+json"),
+            (422, "Bad Request", "application/problem+json"),
+            (422, None, "application/json"),
+        ],
+    )
+    def test_a_different_answer_fails(
+        self, status: int, title: str | None, media_type: str
+    ) -> None:
+        response = _problem(422, self.BODY, media_type)
+
+        with pytest.raises(AssertionError):
+            assert_problem_body(response, status, title)

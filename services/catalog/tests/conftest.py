@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import httpx
@@ -20,31 +18,12 @@ from pydantic import PostgresDsn
 from tessera_catalog.app import create_app
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings
+from tessera_stack.testing import Json, product_body
 
-# Rows of scikit-learn's breast-cancer data (10 "mean" features).
-MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
-
-Json = dict[str, Any]
 MakeProduct = Callable[..., Awaitable[Json]]
 ProductBody = Callable[..., Json]
 Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
-WaitUntil = Callable[..., Awaitable[None]]
-
-
-async def _wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-def wait_until() -> WaitUntil:
-    """`await wait_until(async_predicate, timeout_s=10, what="...")`: poll until true, else fail."""
-    return _wait_until
+Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 
 @pytest.fixture
@@ -96,7 +75,7 @@ async def client(serve: Serve, settings: Settings) -> AsyncIterator[httpx.AsyncC
 
 
 @pytest.fixture
-async def db(migrated_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+async def db(migrated_url: str) -> AsyncIterator[Db]:
     """A direct connection, to look behind the API."""
     connection = await asyncpg.connect(migrated_url)
     try:
@@ -120,24 +99,10 @@ def js(nc: NATS) -> JetStreamContext:
     return nc.jetstream()
 
 
-def _product_body(sku: str = "TSR-0001", **overrides: Any) -> Json:
-    body: Json = {
-        "sku": sku,
-        "name": "Oak Desk Lamp",
-        "description": "A warm reading lamp made from oak.",
-        "category": "home",
-        "price": 49.99,
-        "currency": "USD",
-        "features": list(MALIGNANT),
-    }
-    body.update(overrides)
-    return body
-
-
-@pytest.fixture
-def product_body() -> ProductBody:
+@pytest.fixture(name="product_body")
+def product_body_fixture() -> ProductBody:
     """A valid v1 create body; keyword arguments replace fields."""
-    return _product_body
+    return product_body
 
 
 @pytest.fixture
@@ -147,7 +112,7 @@ def make_product(client: httpx.AsyncClient) -> MakeProduct:
 
     async def make(**overrides: Any) -> Json:
         overrides.setdefault("sku", f"TSR-{next(counter):04d}")
-        response = await client.post("/v1/products", json=_product_body(**overrides))
+        response = await client.post("/v1/products", json=product_body(**overrides))
         assert response.status_code == 201, response.text
         created: Json = response.json()
         return created

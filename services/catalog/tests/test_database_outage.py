@@ -17,7 +17,7 @@ import signal
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import httpx
@@ -26,14 +26,12 @@ from pydantic import PostgresDsn
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings
 from tessera_stack.postgres import EmbeddedPostgres, create_database
+from tessera_stack.testing import Json, WaitUntil
 
+from .conftest import Db, Serve
 from .pg_proxy import PostgresProxy, fatal_error, through
 from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
 
-Json = dict[str, Any]
-Serve = Callable[[Settings], Any]
-WaitUntil = Callable[..., Awaitable[None]]
-Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 Send = Callable[[httpx.AsyncClient, Json], Awaitable[httpx.Response]]
 
 TABLES = "products, reviews, inventory, idempotency_keys"

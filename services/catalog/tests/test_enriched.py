@@ -21,11 +21,10 @@ from tessera_contracts import PROBLEM_HEADERS, v1
 from tessera_contracts.problem import Problem
 from tessera_inference.app import create_app as create_inference_app
 from tessera_inference.settings import Settings as InferenceSettings
+from tessera_stack.testing import Json, WaitUntil
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
-Serve = Callable[[Settings], Any]
-WaitUntil = Callable[..., Awaitable[None]]
+from .conftest import MakeProduct, Serve
+
 Reply = Callable[[v1.PredictionRequest], Awaitable[v1.PredictionResponse | Problem]]
 
 

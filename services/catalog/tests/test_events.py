@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -15,11 +14,9 @@ from nats.js.api import StreamConfig
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1
 from tessera_contracts.events import MSG_ID_HEADER
+from tessera_stack.testing import WaitUntil
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
-Serve = Callable[[Settings], Any]
-WaitUntil = Callable[..., Awaitable[None]]
+from .conftest import MakeProduct, Serve
 
 
 async def stream_events(js: JetStreamContext) -> list[tuple[int, dict[str, str], Any]]:

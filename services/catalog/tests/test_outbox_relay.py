@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
-import asyncpg
 import httpx
 import nats
 import nats.js.errors
@@ -25,13 +24,11 @@ from tessera_catalog.messaging.backoff import Backoff
 from tessera_catalog.messaging.relay import LISTENER_APPLICATION_NAME
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1
+from tessera_stack.testing import WaitUntil
 
+from .conftest import Db, Serve
 from .pg_proxy import PostgresProxy, through
 from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
-
-Serve = Callable[[Settings], Any]
-WaitUntil = Callable[..., Awaitable[None]]
-Db: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 # Longer than any bound asserted below: a relay that sat out its backoff fails them.
 LONG_BACKOFF = {"outbox_backoff_initial_s": 20.0, "outbox_backoff_max_s": 20.0}

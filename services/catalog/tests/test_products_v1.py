@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from tessera_contracts.parameters import MAX_LIMIT
+from tessera_stack.testing import Json, assert_problem_body, error_locs
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
-ProductBody = Callable[..., Json]
-
-
-def assert_problem(response: httpx.Response, status: int, title: str | None = None) -> Json:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: Json = response.json()
-    assert body["status"] == status
-    if title is not None:
-        assert body["title"] == title
-    return body
-
-
-def error_locs(body: Json) -> list[list[Any]]:
-    return [error["loc"] for error in body["errors"]]
+from .conftest import MakeProduct
 
 
 class TestGetProduct:
@@ -60,12 +43,12 @@ class TestGetProduct:
     async def test_unknown_id_is_404(self, client: httpx.AsyncClient) -> None:
         response = await client.get(f"/v1/products/{uuid.uuid4()}")
 
-        assert_problem(response, 404, "ProductNotFound")
+        assert_problem_body(response, 404, "ProductNotFound")
 
     async def test_malformed_id_is_422_with_path_location(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/v1/products/not-a-uuid")
 
-        body = assert_problem(response, 422)
+        body = assert_problem_body(response, 422)
         assert error_locs(body) == [["path", "product_id"]]
 
 
@@ -149,7 +132,7 @@ class TestListProducts:
     ) -> None:
         response = await client.get("/v1/products", params=params)
 
-        body = assert_problem(response, 422)
+        body = assert_problem_body(response, 422)
         assert loc in error_locs(body)
 
     @pytest.mark.parametrize("q", ['"unbalanced', "a & | ! ( )", "the", "-", "OR OR"])
@@ -198,7 +181,7 @@ class TestUpdateProduct:
         second = await client.patch(url, json={"name": "Second"}, headers={"If-Match": etag})
 
         assert first.status_code == 200
-        body = assert_problem(second, 412, "PreconditionFailed")
+        body = assert_problem_body(second, 412, "PreconditionFailed")
         assert second.headers["etag"] == '"2"'
         assert '"2"' in body["detail"]
         assert (await client.get(url)).json()["name"] == "First"
@@ -258,7 +241,7 @@ class TestUpdateProduct:
 
         response = await client.patch(f"/v1/products/{other['id']}", json={"sku": "ONE-1"})
 
-        assert_problem(response, 409, "DuplicateSku")
+        assert_problem_body(response, 409, "DuplicateSku")
         assert (await client.get(f"/v1/products/{other['id']}")).json()["sku"] == "TWO-2"
 
     @pytest.mark.parametrize(
@@ -271,13 +254,13 @@ class TestUpdateProduct:
 
         response = await client.patch(f"/v1/products/{created['id']}", json=body)
 
-        assert_problem(response, 422)
+        assert_problem_body(response, 422)
         assert (await client.get(f"/v1/products/{created['id']}")).json() == created
 
     async def test_unknown_id_is_404(self, client: httpx.AsyncClient) -> None:
         response = await client.patch(f"/v1/products/{uuid.uuid4()}", json={"name": "X"})
 
-        assert_problem(response, 404, "ProductNotFound")
+        assert_problem_body(response, 404, "ProductNotFound")
 
 
 class TestDeleteProduct:
@@ -291,8 +274,8 @@ class TestDeleteProduct:
 
         assert response.status_code == 204
         assert response.content == b""
-        assert_problem(await client.get(url), 404)
-        assert_problem(await client.delete(url), 404)
+        assert_problem_body(await client.get(url), 404)
+        assert_problem_body(await client.delete(url), 404)
 
     async def test_stale_if_match_is_412_and_keeps_the_product(
         self, client: httpx.AsyncClient, make_product: MakeProduct
@@ -303,7 +286,7 @@ class TestDeleteProduct:
 
         response = await client.delete(url, headers={"If-Match": '"1"'})
 
-        assert_problem(response, 412)
+        assert_problem_body(response, 412)
         assert (await client.get(url)).status_code == 200
 
     async def test_delete_removes_reviews_and_inventory(
@@ -321,5 +304,5 @@ class TestDeleteProduct:
 
         assert await db.fetchval("SELECT count(*) FROM reviews") == 0
         assert await db.fetchval("SELECT count(*) FROM inventory") == 0
-        assert_problem(await client.get(f"{url}/reviews"), 404)
-        assert_problem(await client.get(f"{url}/inventory"), 404)
+        assert_problem_body(await client.get(f"{url}/reviews"), 404)
+        assert_problem_body(await client.get(f"{url}/inventory"), 404)

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from tessera_contracts import v1
+from tessera_stack.testing import Json, assert_problem_body, error_locs
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
-ProductBody = Callable[..., Json]
-
-
-def assert_problem(response: httpx.Response, status: int, title: str | None = None) -> Json:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: Json = response.json()
-    assert body["status"] == status
-    if title is not None:
-        assert body["title"] == title
-    return body
-
-
-def error_locs(body: Json) -> list[list[Any]]:
-    return [error["loc"] for error in body["errors"]]
+from .conftest import MakeProduct, ProductBody
 
 
 class TestCreateProduct:
@@ -95,7 +79,7 @@ class TestCreateProduct:
 
         response = await client.post("/v1/products", json=product_body(sku="DUP-1", name="Other"))
 
-        body = assert_problem(response, 409, "DuplicateSku")
+        body = assert_problem_body(response, 409, "DuplicateSku")
         assert "DUP-1" in body["detail"]
         assert await db.fetchval("SELECT count(*) FROM products") == 1
         assert await db.fetchval("SELECT count(*) FROM outbox") == events_before
@@ -127,7 +111,7 @@ class TestCreateProduct:
     ) -> None:
         response = await client.post("/v1/products", json=product_body(**overrides))
 
-        body = assert_problem(response, 422)
+        body = assert_problem_body(response, 422)
         assert loc in error_locs(body)
         assert await db.fetchval("SELECT count(*) FROM products") == 0
         assert await db.fetchval("SELECT count(*) FROM outbox") == 0
@@ -135,7 +119,7 @@ class TestCreateProduct:
     async def test_missing_fields_are_all_reported(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/v1/products", json={})
 
-        body = assert_problem(response, 422)
+        body = assert_problem_body(response, 422)
         assert {("body", f) for f in ("sku", "name", "category", "price")} <= {
             tuple(loc) for loc in error_locs(body)
         }
@@ -146,7 +130,7 @@ class TestCreateProduct:
             "/v1/products", content=content, headers={"content-type": "application/json"}
         )
 
-        assert_problem(response, 422)
+        assert_problem_body(response, 422)
 
     async def test_lone_surrogate_in_text_is_422_not_500(self, client: httpx.AsyncClient) -> None:
         content = b'{"sku": "SUR-1", "name": "bad \\ud800 text", "category": "home", "price": 1}'
@@ -155,7 +139,7 @@ class TestCreateProduct:
             "/v1/products", content=content, headers={"content-type": "application/json"}
         )
 
-        assert_problem(response, 422)
+        assert_problem_body(response, 422)
 
 
 class TestIdempotentCreate:
@@ -192,7 +176,7 @@ class TestIdempotentCreate:
             "/v1/products", json=product_body(name="Another name"), headers=headers
         )
 
-        assert_problem(response, 409, "IdempotencyKeyReused")
+        assert_problem_body(response, 409, "IdempotencyKeyReused")
         assert await db.fetchval("SELECT count(*) FROM products") == 1
 
     async def test_concurrent_requests_with_one_key_create_one_product(
@@ -248,5 +232,5 @@ class TestIdempotentCreate:
             "/v1/products", json=product_body(), headers={"Idempotency-Key": key}
         )
 
-        body = assert_problem(response, 422)
+        body = assert_problem_body(response, 422)
         assert ["header", "Idempotency-Key"] in error_locs(body)

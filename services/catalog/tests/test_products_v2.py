@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -13,9 +12,7 @@ import httpx
 import pytest
 from tessera_contracts import v2
 from tessera_contracts.parameters import MAX_LIMIT
-
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
+from tessera_stack.testing import Json
 
 
 def v2_body(sku: str = "V2-0001", **overrides: Any) -> Json:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from tessera_contracts import v1
+from tessera_stack.testing import Json
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
+from .conftest import MakeProduct
 
 
 def review_body(**overrides: Any) -> Json:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import httpx
@@ -13,10 +11,7 @@ import pytest
 from tessera_catalog.settings import Settings
 from tessera_stack.postgres import create_database, drop_database
 
-Json = dict[str, Any]
-MakeProduct = Callable[..., Awaitable[Json]]
-Serve = Callable[[Settings], Any]
-WaitUntil = Callable[..., Awaitable[None]]
+from .conftest import MakeProduct, Serve
 
 
 def gauge(metrics: str, name: str) -> float:

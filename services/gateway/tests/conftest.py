@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +30,6 @@ from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings
 from tessera_stack.web.server import ServerSettings, server_config
-
-Json = dict[str, Any]
-# Rows of scikit-learn's breast-cancer data (10 "mean" features).
-MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
 
 
 def free_port() -> int:
@@ -96,15 +92,10 @@ def keys() -> Keys:
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
+async def catalog_settings(database_url: str, nats_url: str) -> CatalogSettings:
     await apply_migrations(database_url)
-    return database_url
-
-
-@pytest.fixture
-def catalog_settings(migrated_url: str, nats_url: str) -> CatalogSettings:
     return CatalogSettings(
-        database_url=PostgresDsn(migrated_url),
+        database_url=PostgresDsn(database_url),
         nats_url=nats_url,
         pool_min_size=1,
         pool_max_size=8,
@@ -175,20 +166,6 @@ async def gateway(
         yield client
 
 
-def product_body(sku: str, **overrides: Any) -> Json:
-    body: Json = {
-        "sku": sku,
-        "name": "Oak Desk Lamp",
-        "description": "A warm reading lamp made from oak.",
-        "category": "home",
-        "price": 49.99,
-        "currency": "USD",
-        "features": list(MALIGNANT),
-    }
-    body.update(overrides)
-    return body
-
-
 @dataclass
 class Tap:
     """A "network" in front of a real upstream: it can delay requests, answer some
@@ -251,20 +228,3 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-WaitUntil = Callable[..., Awaitable[None]]
-
-
-@pytest.fixture
-def wait_until() -> WaitUntil:
-    async def wait(
-        predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
-    ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not await predicate():
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-            await asyncio.sleep(0.02)
-
-    return wait

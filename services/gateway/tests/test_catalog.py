@@ -11,8 +11,9 @@ import pytest
 from pydantic import HttpUrl
 from tessera_contracts import v1, v2
 from tessera_contracts.problem import Problem
+from tessera_stack.testing import Json, product_body
 
-from .conftest import Json, Keys, MakeGateway, product_body
+from .conftest import Keys, MakeGateway
 
 
 async def create(gateway: httpx.AsyncClient, keys: Keys, sku: str, **overrides: object) -> Json:

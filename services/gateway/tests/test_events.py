@@ -21,9 +21,9 @@ from pydantic import HttpUrl
 from tessera_contracts import v1
 from tessera_gateway.app import create_app
 from tessera_gateway.settings import Settings
-from tessera_stack.testing import NatsServer
+from tessera_stack.testing import Json, NatsServer, product_body
 
-from .conftest import Json, Keys, MakeGateway, free_port, product_body, serve
+from .conftest import Keys, MakeGateway, free_port, serve
 
 UINT64_MAX = 2**64 - 1
 

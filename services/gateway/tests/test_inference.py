@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from tessera_contracts import v1, v2
+from tessera_stack.testing import MALIGNANT
 
-from .conftest import MALIGNANT, Keys
+from .conftest import Keys
 
 MODEL = "breast-cancer"
 

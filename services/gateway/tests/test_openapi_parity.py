@@ -29,8 +29,8 @@ from tessera_gateway.operations import GATEWAY_ERRORS, proxied_operations
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings
+from tessera_stack.testing import Json
 
-Json = dict[str, Any]
 _REF = "#/components/schemas/"
 _GATEWAY_OWN = frozenset(str(status) for status in GATEWAY_ERRORS)
 

@@ -9,17 +9,16 @@ import httpx
 import pytest
 from pydantic import HttpUrl
 from tessera_contracts.problem import Problem
+from tessera_stack import testing
+from tessera_stack.testing import product_body
 
-from .conftest import Clock, Keys, MakeGateway, Tap, product_body, serve
+from .conftest import Clock, Keys, MakeGateway, Tap, serve
 
 PRODUCTS = "/v1/products"
 
 
 def assert_problem(response: httpx.Response, status: int) -> Problem:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    problem = Problem.model_validate_json(response.content)
-    assert problem.status == status
+    problem = testing.assert_problem(response, status)
     assert "Traceback" not in response.text
     return problem
 

@@ -14,8 +14,9 @@ from pydantic import HttpUrl
 from tessera_catalog.app import create_app as create_catalog
 from tessera_catalog.settings import Settings as CatalogSettings
 from tessera_contracts.problem import Problem
+from tessera_stack.testing import WaitUntil, product_body
 
-from .conftest import Keys, MakeGateway, Tap, WaitUntil, free_port, product_body, serve
+from .conftest import Keys, MakeGateway, Tap, free_port, serve
 
 PRODUCTS = "/v1/products"
 

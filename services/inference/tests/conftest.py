@@ -15,12 +15,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tessera_inference.app import create_app
 from tessera_inference.settings import PACKAGED_MODELS, Settings
+from tessera_stack.testing import BENIGN, MALIGNANT
 from tessera_stack.web.server import server_config
-
-# Rows of scikit-learn's breast-cancer data (10 "mean" features): sample 0 is
-# malignant (class 0), sample 19 benign (class 1).
-MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
-BENIGN = [13.54, 14.36, 87.46, 566.3, 0.09779, 0.08129, 0.06664, 0.04781, 0.1885, 0.05766]
 
 Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 

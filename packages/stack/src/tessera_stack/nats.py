@@ -83,9 +83,6 @@ class EmbeddedNats:
     def log_file(self) -> Path:
         return self.store_dir / "nats-server.log"
 
-    def describe(self) -> str:
-        return f"embedded at {self.url} (store {self.store_dir})"
-
     def start(self) -> None:
         """Start, or restart on the same port and store; return once JetStream is up."""
         if self.running:
@@ -170,9 +167,6 @@ class ExternalNats:
 
     def stop(self) -> None:
         """Nothing to do: it is not ours to stop."""
-
-    def describe(self) -> str:
-        return f"external at {self.url}"
 
     def __enter__(self) -> Self:
         return self

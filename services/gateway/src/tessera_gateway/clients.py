@@ -1,11 +1,10 @@
 """HTTP clients of the pass-through path: one interface, aiohttp (default) or httpx.
 
 Why two: httpx is the house client between services, but its client layer
-costs about 110 us of CPU per request on top of the transport (URL parsing,
-cookie handling, header models), which on this path is more than everything
-else the gateway does per request; aiohttp's C-accelerated client costs about
-half of httpx's total. BENCHMARKS.md has the same-run numbers of both
-(`GATEWAY_UPSTREAM_CLIENT`). Both forward bytes as they are: no decompression,
+adds CPU per request on top of the transport (URL parsing, cookie handling,
+header models), which on this path is more than everything else the gateway
+does per request; aiohttp's C-accelerated client costs much less. BENCHMARKS.md
+has the same-run numbers of both (`GATEWAY_UPSTREAM_CLIENT`). Both forward bytes as they are: no decompression,
 no cookies, no redirects, no re-encoding of the request target.
 """
 

@@ -2,8 +2,8 @@
 
 A request through FastAPI passes five middleware layers (server errors,
 telemetry, body limit, exception handlers, exit stack), a linear scan of every
-route and two route wrappers before our `Proxy` runs: about 80 us of CPU per
-request on this machine, close to what forwarding itself costs (BENCHMARKS.md).
+route and two route wrappers before our `Proxy` runs: CPU per request close
+to what forwarding itself costs (BENCHMARKS.md has the figures).
 For an operation that only forwards bytes none of it does anything, so the
 fast lane sits between `tessera_stack.web`'s request-context middleware (which
 still gives every request its id, `traceparent`, metrics and access log) and

@@ -32,7 +32,7 @@ class ModelRefused(Exception):
 
 def session_options(intra_op_threads: int, inter_op_threads: int) -> Any:
     options = ort.SessionOptions()
-    # The models are tiny (a 10-feature MLP call takes ~10 us): splitting one call
+    # The models are tiny (a 10-feature MLP, one call is cheap): splitting one call
     # over threads costs more than it saves, and on a 2-core pod a spinning
     # intra-op pool would steal the core the event loop needs. Parallelism comes
     # from batching rows and from the inference thread pool instead.

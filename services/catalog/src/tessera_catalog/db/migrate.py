@@ -11,8 +11,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:  # only the type: `tessera migrate` imports this module, keep it light
+    from tessera_catalog.db.records import Executor
 
 # Any constant works as long as every runner uses the same one; this is
 # int.from_bytes(b"tessmig!") truncated to fit a signed bigint.
@@ -104,6 +108,13 @@ async def apply_migrations(dsn: str) -> list[str]:
             await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     finally:
         await connection.close()
+
+
+async def is_applied(conn: Executor, name: str) -> bool:
+    """Whether migration `name` is recorded (false, not an error, before the first run)."""
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)", name)
+    )
 
 
 def _check_recorded(migrations: list[Migration], recorded: dict[str, str]) -> None:

@@ -12,6 +12,8 @@ from tessera_catalog.db.records import Executor
 
 NOTIFY_CHANNEL = "catalog_outbox"
 """Channel the outbox trigger notifies at commit (see migration 0001)."""
+# Any constant shared by all replicas; distinct from the migration and seed locks.
+RELAY_LOCK_KEY = 0x7465737372656C79 & 0x7FFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,11 @@ async def insert(
         payload,
         json.dumps(dict(headers)),
     )
+
+
+async def try_lock_relay(conn: Executor) -> bool:
+    """Take the relay's lock until the transaction ends; false if another replica holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY))
 
 
 async def pending(conn: Executor, limit: int) -> list[OutboxRow]:

@@ -99,13 +99,10 @@ async def get(
     return None if row is None else ProductRecord.from_row(row)
 
 
-async def get_features(conn: Executor, product_id: UUID) -> tuple[bool, list[float] | None]:
-    """(exists, feature vector): the enriched view's prediction needs only these."""
-    row = await conn.fetchrow("SELECT features FROM products WHERE id = $1", product_id)
-    if row is None:
-        return False, None
-    features = row["features"]
-    return True, None if features is None else list(features)
+async def exists(conn: Executor, product_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)", product_id)
+    )
 
 
 async def update(conn: Executor, product_id: UUID, changes: Mapping[str, Any]) -> ProductRecord:

@@ -120,6 +120,11 @@ async def _release(pool: Pool, connection: PoolConnectionProxy[asyncpg.Record]) 
         logger.info("dropped a broken pool connection on release: %r", exc)
 
 
+async def ping(conn: Executor) -> None:
+    """One round trip: the connection and the server answer."""
+    await conn.fetchval("SELECT 1")
+
+
 @asynccontextmanager
 async def transaction(connection: Executor) -> AsyncIterator[None]:
     """A transaction on `connection` that tells a failed write from one of unknown outcome.

@@ -9,7 +9,7 @@ import asyncpg
 from tessera_contracts import v1
 
 from tessera_catalog import convert
-from tessera_catalog.db import reviews
+from tessera_catalog.db import products, reviews
 from tessera_catalog.db.records import Pool, acquire, transaction
 from tessera_catalog.db.reviews import NewReview, ReviewRecord
 from tessera_catalog.errors import ProductNotFound
@@ -29,9 +29,7 @@ class Reviews:
         async with acquire(self.pool, self.settings.pool_acquire_timeout_s) as conn:
             items, total = await reviews.list_page(conn, product_id, offset=offset, limit=limit)
             # No reviews can also mean no product; only then is the extra query needed.
-            if total == 0 and not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)", product_id
-            ):
+            if total == 0 and not await products.exists(conn, product_id):
                 raise ProductNotFound(product_id)
             return items, total
 

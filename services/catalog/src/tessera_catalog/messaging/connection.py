@@ -38,8 +38,6 @@ class NatsConnection:
         self.jetstream: JetStreamContext = self.client.jetstream(
             timeout=settings.nats_publish_timeout_s
         )
-        self.stream_ready = False
-        """Whether stream CATALOG has been found or created since the last (re)connect."""
         self.on_connected = on_connected
         """Called after every (re)connect, once the stream is checked (the relay wakes)."""
         self._task: asyncio.Task[None] | None = None
@@ -111,7 +109,6 @@ class NatsConnection:
                     info.config.subjects = [*subjects, v1.CATALOG_SUBJECTS]
                     await self.jetstream.update_stream(info.config)
                     logger.info("added %s to stream %s", v1.CATALOG_SUBJECTS, name)
-            self.stream_ready = True
 
     async def ensure_stream_quietly(self) -> bool:
         """`ensure_stream`, logging instead of raising (callers retry later)."""
@@ -140,7 +137,6 @@ class NatsConnection:
         logger.warning("NATS: %s", exc or type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
-        self.stream_ready = False
         if self._closing:
             return
         logger.warning("disconnected from NATS; reconnecting in the background")

@@ -49,8 +49,6 @@ from tessera_catalog.tasks import cancel_and_wait
 
 logger = logging.getLogger("tessera_catalog.relay")
 
-# Any constant shared by all replicas; distinct from the migration and seed locks.
-RELAY_LOCK_KEY = 0x7465737372656C79 & 0x7FFFFFFFFFFFFFFF
 LISTENER_APPLICATION_NAME = "tessera-catalog-outbox"
 """`application_name` of the relay's LISTEN connection (as seen in pg_stat_activity)."""
 _HOUSEKEEPING_INTERVAL_S = 300.0
@@ -101,10 +99,6 @@ class OutboxRelay:
         self._backlog_task = asyncio.create_task(
             self._watch_backlog(), name="catalog-outbox-backlog"
         )
-
-    def wake(self) -> None:
-        """Run a round now: an event was committed (NOTIFY)."""
-        self._wake.set()
 
     def nats_connected(self) -> None:
         """Run a round now, ending any backoff: NATS is (back) up."""
@@ -197,7 +191,7 @@ class OutboxRelay:
         failure: RelayBlocked | None = None
         done: list[tuple[int, int]] = []
         async with self._acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+            if not await outbox.try_lock_relay(conn):
                 return 0  # another replica is relaying
             for row in await outbox.pending(conn, self.settings.outbox_batch_size):
                 if not self.nats.connected:
@@ -245,11 +239,7 @@ class OutboxRelay:
 
     async def _backlog_exists(self) -> bool:
         async with self._acquire() as conn:
-            return bool(
-                await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"
-                )
-            )
+            return await outbox.backlog(conn) > 0
 
     async def _watch_backlog(self) -> None:
         # Its own loop, not a step of the relay's: the relay may be backing off
