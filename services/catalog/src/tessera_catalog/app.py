@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from tessera_stack.web import (
     problem_response,
 )
 
+from tessera_catalog import __version__
 from tessera_catalog.api import include_routes
 from tessera_catalog.db.migrate import is_applied, load_migrations
 from tessera_catalog.db.records import Pool, acquire, ping
@@ -35,7 +35,6 @@ from tessera_catalog.messaging.relay import OutboxRelay
 from tessera_catalog.metrics import CatalogMetrics, PoolCollector
 from tessera_catalog.settings import Settings
 
-__version__ = importlib.metadata.version("tessera-catalog")
 logger = logging.getLogger("tessera_catalog")
 
 DESCRIPTION = """\

@@ -1,3 +1,5 @@
 """Tessera gateway: the public API in front of catalog and inference."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("tessera-gateway")
