@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from tessera_contracts import v2
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
-from tessera_inference.settings import Settings
+from tessera_inference.app import create_app
+from tessera_inference.deps import get_service
+from tessera_inference.metrics import InferenceMetrics
+from tessera_inference.registry import ModelRegistry
+from tessera_inference.service import InferenceService
+from tessera_inference.settings import PACKAGED_MODELS, Settings
 
 # What each documented error schema is, to check an answer against its document.
 MODELS: dict[str, type[BaseModel]] = {
@@ -97,3 +106,36 @@ async def test_a_body_that_is_not_utf8_gets_the_documented_answer_on_every_opera
             assert media_type == (
                 "application/json" if path.startswith("/v2/") else PROBLEM_MEDIA_TYPE
             )
+
+
+async def test_routes_get_their_service_from_a_dependency_a_test_can_override(
+    tmp_path: Path,
+) -> None:
+    # Another service (a model directory with version 1.0 only) behind the same routes:
+    # `get_service` is an ordinary FastAPI dependency, so `dependency_overrides` swaps it.
+    only_v1 = tmp_path / "models"
+    for model in PACKAGED_MODELS.iterdir():
+        if model.is_dir():
+            shutil.copytree(model / "1.0", only_v1 / model.name / "1.0")
+    settings = Settings(nats_enabled=False, model_dir=only_v1)
+    other = InferenceService(
+        ModelRegistry.load(only_v1), settings, InferenceMetrics(CollectorRegistry())
+    )
+
+    async def other_service() -> InferenceService:
+        return other
+
+    app = create_app(Settings(nats_enabled=False))
+    try:
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+                app.dependency_overrides[get_service] = other_service
+                overridden = await client.get("/v2/models/breast-cancer")
+                app.dependency_overrides.clear()
+                packaged = await client.get("/v2/models/breast-cancer")
+    finally:
+        await other.close()
+
+    assert overridden.json()["versions"] == ["1.0"]
+    assert packaged.json()["versions"] == ["1.0", "2.0"]
