@@ -14,14 +14,18 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import Request
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from tessera_catalog.app import create_app
+from tessera_catalog.deps import get_enricher
+from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.settings import Settings
 from tessera_contracts import PROBLEM_HEADERS, v1
 from tessera_contracts.problem import Problem
 from tessera_inference.app import create_app as create_inference_app
 from tessera_inference.settings import Settings as InferenceSettings
-from tessera_stack.testing import Json, WaitUntil
+from tessera_stack.testing import Json, WaitUntil, product_body
 
 from .conftest import MakeProduct, Serve
 
@@ -399,3 +403,33 @@ class TestLatencyFollowsTheSlowestPart:
         assert body["degraded"] == []
         assert body["prediction"] is not None
         assert delay <= elapsed < 2 * delay, f"{elapsed:.3f}s: the parts did not overlap"
+
+
+async def test_the_enricher_is_a_dependency_a_test_can_override(settings: Settings) -> None:
+    # `get_enricher` is an ordinary FastAPI dependency: this app's enriched route
+    # gets an Enricher whose part budget nothing meets, the same route otherwise.
+    app = create_app(settings)
+
+    async def impatient_enricher(request: Request) -> Enricher:
+        real: Enricher = request.state.enricher
+        budget = real.settings.model_copy(update={"part_timeout_s": 1e-6})
+        return Enricher(real.pool, real.inference, budget, real.metrics)
+
+    async with (
+        LifespanManager(app, startup_timeout=10, shutdown_timeout=10) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://catalog"
+        ) as client,
+    ):
+        created = await client.post(
+            "/v1/products", json=product_body("TSR-OVERRIDE", features=None)
+        )
+        url = f"/v1/products/{created.json()['id']}/enriched"
+        app.dependency_overrides[get_enricher] = impatient_enricher
+        overridden = (await client.get(url)).json()
+        app.dependency_overrides.clear()
+        normal = (await client.get(url)).json()
+
+    assert created.status_code == 201
+    assert {"reviews", "inventory"} <= set(overridden["degraded"])
+    assert normal["degraded"] == []
