@@ -155,6 +155,27 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def bench_key() -> tuple[str, str]:
+    """A catalog:read API key and its GATEWAY_API_KEYS entry: wrk sends it on every request."""
+    from tessera_contracts.operations import CATALOG_READ
+    from tessera_gateway.auth import generate_key
+
+    key, entry = generate_key("bench", [CATALOG_READ])
+    return key, entry.to_setting()
+
+
+@dataclass(frozen=True)
+class CpuRound:
+    """One wrk round and the CPU time the measured process spent during it."""
+
+    result: WrkResult
+    cpu_s: float
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.cpu_s / max(self.result.requests, 1) * 1e6
+
+
 @dataclass(frozen=True)
 class Served:
     """A server a scenario started: where it answers and which process to account."""
@@ -396,6 +417,20 @@ def wrk(
     if completed.returncode != 0:
         raise BenchError(f"wrk failed ({completed.returncode}): {completed.stderr.strip()}")
     return parse_wrk(completed.stdout)
+
+
+def wrk_with_cpu(
+    pid: int,
+    url: str,
+    *,
+    connections: int,
+    duration_s: int,
+    headers: Mapping[str, str] | None = None,
+) -> CpuRound:
+    """`wrk` against `url`, with the CPU time of process `pid` and its children meanwhile."""
+    before = tree_cpu_seconds(pid)
+    result = wrk(url, connections=connections, duration_s=duration_s, headers=headers)
+    return CpuRound(result, tree_cpu_seconds(pid) - before)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

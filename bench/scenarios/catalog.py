@@ -26,7 +26,6 @@ import re
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,10 +33,9 @@ import httpx
 
 from bench.harness import (
     BenchError,
+    CpuRound,
     Infra,
     Served,
-    WrkResult,
-    cpu_seconds,
     free_port,
     infrastructure,
     markdown_table,
@@ -45,6 +43,7 @@ from bench.harness import (
     uvicorn_process,
     uvicorn_service,
     wrk,
+    wrk_with_cpu,
 )
 
 if TYPE_CHECKING:
@@ -161,17 +160,7 @@ def _difference(after: dict[str, float], before: dict[str, float]) -> str:
     return ", ".join(f"{k}: {v:,.0f}" for k, v in changed.items() if v) or "none"
 
 
-@dataclass(frozen=True)
-class _Round:
-    result: WrkResult
-    cpu_s: float
-
-    @property
-    def cpu_per_request_us(self) -> float:
-        return self.cpu_s / max(self.result.requests, 1) * 1e6
-
-
-def _ratio(results: list[_Round], baseline: list[_Round]) -> float:
+def _ratio(results: list[CpuRound], baseline: list[CpuRound]) -> float:
     return median(
         [
             r.result.requests_per_s / b.result.requests_per_s
@@ -180,7 +169,7 @@ def _ratio(results: list[_Round], baseline: list[_Round]) -> float:
     )
 
 
-def _row(name: str, results: list[_Round], baseline: list[_Round]) -> list[object]:
+def _row(name: str, results: list[CpuRound], baseline: list[CpuRound]) -> list[object]:
     errors = sum(
         r.result.connect_errors + r.result.read_errors + r.result.timeouts + r.result.non_2xx
         for r in results
@@ -218,16 +207,16 @@ def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> 
         catalog_answer = httpx.get(get_url, timeout=10)
         if bare_answer.json() != catalog_answer.json():
             raise BenchError("the bare FastAPI + asyncpg app does not answer what the catalog does")
-        results: dict[str, list[_Round]] = {name: [] for name in targets}
+        results: dict[str, list[CpuRound]] = {name: [] for name in targets}
         counters_before = _counters(catalog.url)
         for round_index in range(rounds):
             # Alternate the order so no target always runs on a warmer (or hotter) machine.
             names = list(targets) if round_index % 2 == 0 else list(reversed(targets))
             for name in names:
                 served, url = targets[name]
-                before = cpu_seconds(served.pid)
-                result = wrk(url, connections=CONNECTIONS, duration_s=duration_s)
-                results[name].append(_Round(result, cpu_seconds(served.pid) - before))
+                results[name].append(
+                    wrk_with_cpu(served.pid, url, connections=CONNECTIONS, duration_s=duration_s)
+                )
         counters = _difference(_counters(catalog.url), counters_before)
     fixed_rounds, bare_rounds = results["fixed"], results["bare"]
     table = markdown_table(

@@ -34,6 +34,7 @@ import httpx
 from bench.harness import (
     BenchError,
     WrkResult,
+    bench_key,
     infrastructure,
     markdown_table,
     median,
@@ -79,15 +80,6 @@ def _ensure_tools() -> None:
 
 def _which(tool: str) -> bool:
     return bool(shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}"))
-
-
-def _bench_key() -> tuple[str, str]:
-    """A catalog:read key and its GATEWAY_API_KEYS entry: wrk sends it on every request."""
-    from tessera_contracts.operations import CATALOG_READ
-    from tessera_gateway.auth import generate_key
-
-    key, entry = generate_key("bench", [CATALOG_READ])
-    return key, entry.to_setting()
 
 
 @contextlib.contextmanager
@@ -139,7 +131,7 @@ def run(quick: bool) -> str:
     _ensure_tools()
     raise_open_files_limit()
     rounds, duration_s, soak_s = (1, 3, 10) if quick else (3, 10, 60)
-    key, api_keys = _bench_key()
+    key, api_keys = bench_key()
     auth = {"Authorization": f"Bearer {key}"}
     with infrastructure() as infra:
         catalog_env = {

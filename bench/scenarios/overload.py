@@ -34,6 +34,7 @@ from bench.harness import (
     BenchError,
     ScenarioFailed,
     WrkResult,
+    bench_key,
     cpu_seconds,
     free_port,
     infrastructure,
@@ -183,19 +184,11 @@ def _probe_row(phase: str, name: str, series: ProbeSeries) -> list[object]:
     ]
 
 
-def _bench_key() -> tuple[str, str]:
-    from tessera_contracts.operations import CATALOG_READ
-    from tessera_gateway.auth import generate_key
-
-    key, entry = generate_key("bench", [CATALOG_READ])
-    return key, entry.to_setting()
-
-
 def run(quick: bool) -> str:
     require_tool("wrk", "wrk")
     raise_open_files_limit()
     cpu_s, idle_s, overload_s = (5, 5, 15) if quick else (20, 15, 60)
-    key, api_keys = _bench_key()
+    key, api_keys = bench_key()
     with infrastructure() as infra:
         catalog_env = {
             "CATALOG_DATABASE_URL": infra.database_url,

@@ -24,14 +24,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 
 from bench.harness import (
     BenchError,
+    CpuRound,
     Served,
-    WrkResult,
+    bench_key,
     free_port,
     infrastructure,
     markdown_table,
@@ -40,9 +40,8 @@ from bench.harness import (
     nginx_static,
     raise_open_files_limit,
     service_process,
-    tree_cpu_seconds,
     uvicorn_process,
-    wrk,
+    wrk_with_cpu,
 )
 
 CONNECTIONS = 64
@@ -50,24 +49,6 @@ CATALOG = "tessera_catalog.app:create_app"
 FLOOR = "bench.floor_proxy:create_app"
 TARGET_GATEWAY_VS_FLOOR = 1.25
 """Issue 11's target for the gateway's CPU per request, as a multiple of the floor's."""
-
-
-@dataclass(frozen=True)
-class Round:
-    result: WrkResult
-    cpu_s: float
-
-    @property
-    def cpu_per_request_us(self) -> float:
-        return self.cpu_s / max(self.result.requests, 1) * 1e6
-
-
-def _bench_key() -> tuple[str, str]:
-    from tessera_contracts.operations import CATALOG_READ
-    from tessera_gateway.auth import generate_key
-
-    key, entry = generate_key("bench", [CATALOG_READ])
-    return key, entry.to_setting()
 
 
 @contextlib.contextmanager
@@ -91,31 +72,32 @@ def _gateway(upstream: str, nats_url: str, api_keys: str) -> Iterator[Served]:
         yield Served(url, process.pid)
 
 
-def _measure(proxy: Served, url: str, duration_s: int, headers: dict[str, str]) -> Round:
-    before = tree_cpu_seconds(proxy.pid)
-    result = wrk(url, connections=CONNECTIONS, duration_s=duration_s, headers=headers)
-    return Round(result, tree_cpu_seconds(proxy.pid) - before)
-
-
 def _rounds(
     proxies: dict[str, Served], path: str, rounds: int, duration_s: int, headers: dict[str, str]
-) -> dict[str, list[Round]]:
+) -> dict[str, list[CpuRound]]:
     for name, proxy in proxies.items():
         check = httpx.get(proxy.url + path, headers=headers, timeout=10)
         if check.status_code != 200:
             raise BenchError(f"{name} answered {check.status_code}: {check.text[:200]}")
-    results: dict[str, list[Round]] = {name: [] for name in proxies}
+    results: dict[str, list[CpuRound]] = {name: [] for name in proxies}
     for index in range(rounds):
         # Alternate the order so no proxy always runs on a warmer (or hotter) machine.
         names = list(proxies) if index % 2 == 0 else list(reversed(proxies))
         for name in names:
+            proxy = proxies[name]
             results[name].append(
-                _measure(proxies[name], proxies[name].url + path, duration_s, headers)
+                wrk_with_cpu(
+                    proxy.pid,
+                    proxy.url + path,
+                    connections=CONNECTIONS,
+                    duration_s=duration_s,
+                    headers=headers,
+                )
             )
     return results
 
 
-def _table(results: dict[str, list[Round]]) -> tuple[str, float]:
+def _table(results: dict[str, list[CpuRound]]) -> tuple[str, float]:
     floor = results["Python floor"]
     rows = []
     for name, rounds in results.items():
@@ -157,7 +139,7 @@ def _table(results: dict[str, list[Round]]) -> tuple[str, float]:
 def run(quick: bool) -> str:
     raise_open_files_limit()
     rounds, duration_s = (1, 3) if quick else (3, 10)
-    key, api_keys = _bench_key()
+    key, api_keys = bench_key()
     headers = {"Authorization": f"Bearer {key}"}
     tables: dict[str, tuple[str, float]] = {}
     with infrastructure() as infra, contextlib.ExitStack() as servers:
