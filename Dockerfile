@@ -7,7 +7,7 @@
 #   docker build --target inference -t ghcr.io/tessera/tessera-inference:0.1.0 .
 #
 # Each image holds a virtual environment with exactly what uv.lock pins for that
-# service (no dev or train groups, no `tessera-stack[local]` database binaries),
+# service (no dev or train groups, no local tooling: `tessera-stack` is not in any image),
 # on the same slim Python the environment was built with, run by a non-root user.
 # docs/deploy.md explains the choices; deploy/tests/test_dockerfile.py checks them.
 
@@ -20,7 +20,7 @@ FROM ${UV_IMAGE} AS uv
 
 # ---------------------------------------------------------------------------
 # builder: uv plus the workspace manifests. uv checks uv.lock against every
-# member's pyproject.toml (--locked), so all five are copied, whatever the service.
+# member's pyproject.toml (--locked), so all of them are copied, whatever the service.
 FROM ${PYTHON_IMAGE} AS builder
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
@@ -31,7 +31,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY packages/contracts/pyproject.toml packages/contracts/
+COPY packages/runtime/pyproject.toml packages/runtime/
 COPY packages/stack/pyproject.toml packages/stack/
+COPY packages/client/pyproject.toml packages/client/
 COPY services/gateway/pyproject.toml services/gateway/
 COPY services/catalog/pyproject.toml services/catalog/
 COPY services/inference/pyproject.toml services/inference/
@@ -46,7 +48,7 @@ FROM builder AS gateway-venv
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-install-workspace --package tessera-gateway
 COPY packages/contracts/src packages/contracts/src
-COPY packages/stack/src packages/stack/src
+COPY packages/runtime/src packages/runtime/src
 COPY services/gateway/src services/gateway/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-editable --package tessera-gateway
@@ -55,7 +57,7 @@ FROM builder AS catalog-venv
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-install-workspace --package tessera-catalog
 COPY packages/contracts/src packages/contracts/src
-COPY packages/stack/src packages/stack/src
+COPY packages/runtime/src packages/runtime/src
 COPY services/catalog/src services/catalog/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-editable --package tessera-catalog
@@ -64,7 +66,7 @@ FROM builder AS inference-venv
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-install-workspace --package tessera-inference
 COPY packages/contracts/src packages/contracts/src
-COPY packages/stack/src packages/stack/src
+COPY packages/runtime/src packages/runtime/src
 COPY services/inference/src services/inference/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --locked --no-dev --no-default-groups --no-editable --package tessera-inference

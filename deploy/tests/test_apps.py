@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from tessera_contracts.problem import Problem
-from tessera_stack.web import ProbeServer
+from tessera_runtime import ProbeServer
 
 from deploy.tests.manifests import (
     SERVICES,

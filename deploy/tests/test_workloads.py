@@ -327,7 +327,9 @@ class TestMigration:
 
         # Init containers finish before the catalog container starts: no pod serves
         # on a schema older than its code.
-        assert [c.get("command", []) + c.get("args", []) for c in init] == [["tessera", "migrate"]]
+        assert [c.get("command", []) + c.get("args", []) for c in init] == [
+            ["tessera-catalog-migrate"]
+        ]
         assert init[0]["image"] == catalog["image"]
         assert init[0]["envFrom"] == catalog["envFrom"]
         assert not of_kind(docs, "Job")

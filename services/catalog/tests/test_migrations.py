@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -220,3 +224,51 @@ class TestDatabaseConstraints:
 
         assert await conn.fetchval("SELECT count(*) FROM reviews") == 0
         assert await conn.fetchval("SELECT count(*) FROM inventory") == 0
+
+
+class TestMigrateCommand:
+    """`tessera-catalog-migrate`, the console script the catalog's init container runs."""
+
+    @staticmethod
+    async def run_command(env: dict[str, str]) -> tuple[int, str, str]:
+        script = Path(sys.executable).with_name("tessera-catalog-migrate")
+        process = await asyncio.create_subprocess_exec(
+            str(script),
+            env={"PATH": os.environ["PATH"], **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async def test_migrates_the_database_of_the_catalog_settings(
+        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+    ) -> None:
+        status, out, _ = await self.run_command({"CATALOG_DATABASE_URL": database_url})
+
+        assert status == 0
+        assert out == f"applied {', '.join(m.name for m in load_migrations())}\n"
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(
+            load_migrations()
+        )
+        assert await self.run_command({"CATALOG_DATABASE_URL": database_url}) == (
+            0,
+            "up to date: no pending migrations\n",
+            "",
+        )
+
+    async def test_an_unreachable_database_fails_without_showing_the_password(self) -> None:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        url = f"postgresql://tessera:secret@127.0.0.1:{port}/tessera"
+
+        status, _, err = await self.run_command({"CATALOG_DATABASE_URL": url})
+
+        assert status == 1
+        assert (
+            f"tessera-catalog-migrate: cannot migrate postgresql://tessera:***@127.0.0.1:{port}"
+            in err
+        )
+        assert "secret" not in err

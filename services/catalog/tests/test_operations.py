@@ -15,8 +15,8 @@ from tessera_catalog.app import create_app
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1, v2
 from tessera_contracts.operations import CATALOG, Operation
+from tessera_runtime.operations import OperationRoute
 from tessera_stack.testing import Json
-from tessera_stack.web.operations import OperationRoute
 
 CATALOG_OPERATIONS = [op for op in (*v1.OPERATIONS, *v2.OPERATIONS) if op.owner == CATALOG]
 # Nothing is connected before the lifespan starts, so the app object can be read as is.

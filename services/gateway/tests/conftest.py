@@ -29,7 +29,7 @@ from tessera_gateway.auth import generate_key
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings
-from tessera_stack.web.server import ServerSettings, server_config
+from tessera_runtime.server import ServerSettings, server_config
 
 
 def free_port() -> int:

@@ -29,7 +29,7 @@ from tessera_contracts.parameters import ProductPath
 from tessera_gateway.app import create_app as create_gateway
 from tessera_gateway.operations import proxied_operations
 from tessera_gateway.settings import Settings
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from .conftest import serve
 

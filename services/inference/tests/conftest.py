@@ -15,8 +15,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from tessera_inference.app import create_app
 from tessera_inference.settings import PACKAGED_MODELS, Settings
+from tessera_runtime.server import server_config
 from tessera_stack.testing import BENIGN, MALIGNANT
-from tessera_stack.web.server import server_config
 
 Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 

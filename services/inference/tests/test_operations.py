@@ -13,7 +13,7 @@ from tessera_contracts.operations import INFERENCE, Operation
 from tessera_inference.api.v2 import OipRoute
 from tessera_inference.app import create_app
 from tessera_inference.settings import Settings
-from tessera_stack.web.operations import OperationRoute
+from tessera_runtime.operations import OperationRoute
 
 OWNED = [op for op in (*v1.OPERATIONS, *v2.OPERATIONS) if op.owner == INFERENCE]
 _REF = "#/components/schemas/"

@@ -135,18 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _migrate(database_url: str) -> int:
-    from tessera_catalog.db.migrate import MigrationError, apply_migrations
+    from tessera_catalog.db.migrate import migrate_and_report
 
-    try:
-        applied = run_sync(apply_migrations(database_url))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-        warn(f"tessera migrate: cannot migrate {redact(database_url)}: {e}")
-        return 1
-    except MigrationError as e:
-        warn(f"tessera migrate: {e}")
-        return 1
-    say(f"applied {', '.join(applied)}" if applied else "up to date: no pending migrations")
-    return 0
+    return run_sync(migrate_and_report(database_url, program="tessera migrate"))
 
 
 def _seed(database_url: str) -> int:

@@ -13,7 +13,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from tessera_stack.web import (
+from tessera_runtime import (
     ReadinessCheck,
     configure_logging,
     create_service_app,

@@ -1,6 +1,6 @@
 """The catalog's errors: one base, one class per problem type.
 
-`tessera_stack.web` turns each into an `application/problem+json` response whose
+`tessera_runtime` turns each into an `application/problem+json` response whose
 title is the class name and whose type is `urn:tessera:problem:<kebab-name>`.
 """
 
@@ -11,7 +11,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from tessera_contracts.problem import FieldError, Problem
-from tessera_stack.web import ServiceError
+from tessera_runtime import ServiceError
 
 
 class CatalogError(ServiceError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tessera_contracts import v1
 from tessera_contracts.events import event_headers
-from tessera_stack.web.context import outgoing_headers
+from tessera_runtime.context import outgoing_headers
 
 from tessera_catalog.db import outbox
 from tessera_catalog.db.records import Executor

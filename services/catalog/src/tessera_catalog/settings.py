@@ -2,7 +2,7 @@
 
 from pydantic import Field, PostgresDsn
 from pydantic_settings import SettingsConfigDict
-from tessera_stack.web.server import ServerSettings
+from tessera_runtime.server import ServerSettings
 
 
 class Settings(ServerSettings):

@@ -4,7 +4,7 @@ Settings come from `GATEWAY_*` environment variables and `.env`; a command-line
 flag (`--port 9000`, `--help` lists them) wins over both.
 """
 
-from tessera_stack.web.server import run_service
+from tessera_runtime.server import run_service
 
 from tessera_gateway.app import create_app
 from tessera_gateway.settings import Settings

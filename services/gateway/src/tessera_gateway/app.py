@@ -1,7 +1,7 @@
 """The gateway's app factory.
 
 Run it with `python -m tessera_gateway` (port 8000): the HTTP server with the header
-limits, timeouts and probe port of `tessera_stack.web.server`.
+limits, timeouts and probe port of `tessera_runtime.server`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from tessera_contracts.operations import CATALOG, INFERENCE, Operation
-from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
+from tessera_runtime import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
 from tessera_gateway.access import Gatekeeper

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tessera_stack.web import ServiceError
+from tessera_runtime import ServiceError
 
 
 class GatewayError(ServiceError):

@@ -5,15 +5,15 @@ telemetry, body limit, exception handlers, exit stack), a linear scan of every
 route and two route wrappers before our `Proxy` runs: CPU per request close
 to what forwarding itself costs (BENCHMARKS.md has the figures).
 For an operation that only forwards bytes none of it does anything, so the
-fast lane sits between `tessera_stack.web`'s request-context middleware (which
+fast lane sits between `tessera_runtime`'s request-context middleware (which
 still gives every request its id, `traceparent`, metrics and access log) and
 the FastAPI stack. It matches proxied operations by method and path pattern
 and calls their `Proxy` directly (HEAD too: `operations` gives every GET
 operation a HEAD route); everything else (docs, health, metrics, events, 404,
 405) falls through to FastAPI unchanged.
 
-The fast lane answers errors itself the way the stack's handlers do:
-`GatewayError` as its problem, anything unexpected as a bare 500 problem.
+The fast lane answers errors with the runtime's one renderer (`error_problem`),
+as the FastAPI handlers and the NATS workers do.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from tessera_contracts.problem import Problem
-from tessera_stack.web import problem_response, request_id, status_title
-from tessera_stack.web.middleware import RequestContextMiddleware
+from tessera_runtime import error_problem, problem_response
+from tessera_runtime.middleware import RequestContextMiddleware
 
 from tessera_gateway.errors import GatewayError
 from tessera_gateway.operations import ProxyRoute
@@ -70,11 +69,12 @@ class FastLane:
             reply, headers = await proxy.exchange(scope, receive)
         except ClientGone:
             return
-        except GatewayError as error:
-            await _gateway_error(error, scope, receive, send)
-            return
-        except Exception as error:  # a bug: answer like the stack's 500 handler does
-            await _unexpected_error(error, scope, receive, send)
+        except Exception as error:  # a refusal, an upstream failure, or a bug
+            problem = error_problem(
+                error, instance=scope["path"], where=f"{scope['method']} {scope['path']}"
+            )
+            extra = error.headers if isinstance(error, GatewayError) else None
+            await problem_response(problem, extra)(scope, receive, send)
             return
         await proxy.relay(reply, headers, send, body=scope["method"] != "HEAD")
 
@@ -86,32 +86,6 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
         return path[len(root) :]
     return path
-
-
-async def _gateway_error(error: GatewayError, scope: Scope, receive: Receive, send: Send) -> None:
-    problem = error.to_problem(instance=scope["path"])
-    if error.status_code > 500:
-        logger.warning("%s: %s", problem.title, problem.detail, extra={"upstream": error.upstream})
-    await problem_response(problem, error.headers)(scope, receive, send)
-
-
-async def _unexpected_error(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
-    logger.error(
-        "unhandled %s in %s %s",
-        type(error).__name__,
-        scope["method"],
-        scope["path"],
-        exc_info=error,
-    )
-    rid = request_id()
-    problem = Problem(
-        title=status_title(500),
-        status=500,
-        detail="An unexpected error occurred"
-        + (f"; quote request id {rid} when reporting it." if rid else "."),
-        instance=scope["path"],
-    )
-    await problem_response(problem)(scope, receive, send)
 
 
 def install_fast_lane(

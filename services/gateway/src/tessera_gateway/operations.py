@@ -19,8 +19,8 @@ from fastapi import FastAPI, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 from tessera_contracts import v1, v2
 from tessera_contracts.operations import GATEWAY, Operation
-from tessera_stack.web import problem_responses
-from tessera_stack.web.operations import (
+from tessera_runtime import problem_responses
+from tessera_runtime.operations import (
     OperationRoute,
     operation_endpoint,
     operation_route_kwargs,

@@ -15,7 +15,7 @@ from typing import Final
 
 from starlette.types import Receive, Scope, Send
 from tessera_contracts.operations import Retry
-from tessera_stack.web import outgoing_headers
+from tessera_runtime import outgoing_headers
 
 from tessera_gateway.access import Access, Gatekeeper
 from tessera_gateway.clients import EXCHANGE_ERRORS, RawHeaders

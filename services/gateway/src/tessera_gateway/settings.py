@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
-from tessera_stack.web.server import ServerSettings
+from tessera_runtime.server import ServerSettings
 
 from tessera_gateway.auth import parse_key_entries
 

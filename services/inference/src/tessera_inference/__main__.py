@@ -4,7 +4,7 @@ Settings come from `INFERENCE_*` environment variables and `.env`; a command-lin
 flag (`--port 9000`, `--help` lists them) wins over both.
 """
 
-from tessera_stack.web.server import run_service
+from tessera_runtime.server import run_service
 
 from tessera_inference.app import create_app
 from tessera_inference.settings import Settings

@@ -1,7 +1,7 @@
 """The inference service's app factory.
 
 Run it with `python -m tessera_inference` (port 8002): the HTTP server with the header
-limits, timeouts and probe port of `tessera_stack.web.server`.
+limits, timeouts and probe port of `tessera_runtime.server`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TypedDict
 
 from fastapi import FastAPI
 from starlette.requests import Request
-from tessera_stack.web import ReadinessCheck, configure_logging, create_service_app
+from tessera_runtime import ReadinessCheck, configure_logging, create_service_app
 
 from tessera_inference import __version__
 from tessera_inference.api import v1, v2

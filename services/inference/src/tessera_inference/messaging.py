@@ -19,13 +19,11 @@ import time
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import ValidationError
-from tessera_contracts import PROBLEM_HEADERS, Problem
+from tessera_contracts import PROBLEM_HEADERS
 from tessera_contracts.v1.subjects import PREDICT
-from tessera_stack.web import ACCESS_LOGGER
-from tessera_stack.web.context import REQUEST_ID_HEADER, bind_context
+from tessera_runtime import ACCESS_LOGGER, error_problem
+from tessera_runtime.context import REQUEST_ID_HEADER, bind_context
 
-from tessera_inference.errors import InferenceError
 from tessera_inference.service import InferenceService
 from tessera_inference.settings import Settings
 
@@ -116,20 +114,10 @@ class PredictWorker:
                 answer = await self._service.predict_v1(request, "nats")
                 model_version = answer.model_version
                 body = PREDICT.encode_reply(answer)
-            except ValidationError as error:
-                problem = Problem.from_validation_error(error)
-                status, body = problem.status, _problem(headers, problem)
-            except InferenceError as error:
-                problem = error.to_problem()
-                status, body = problem.status, _problem(headers, problem)
-            except Exception:
-                logger.exception("predict request failed")
-                problem = Problem(
-                    title="Internal Server Error",
-                    status=500,
-                    detail=f"prediction failed; quote request id {context.request_id}",
-                )
-                status, body = 500, _problem(headers, problem)
+            except Exception as error:  # every request gets an answer, a problem if need be
+                problem = error_problem(error, instance=None, where=f"NATS {msg.subject}")
+                headers.update(PROBLEM_HEADERS)
+                status, body = problem.status, PREDICT.encode_problem(problem)
             replied = True
             try:
                 await self._nc.publish(msg.reply, body, headers=headers)
@@ -176,11 +164,6 @@ class PredictWorker:
             with contextlib.suppress(Exception):
                 await self._nc.flush(timeout=2)
             await self._nc.close()
-
-
-def _problem(headers: dict[str, str], problem: Problem) -> bytes:
-    headers.update(PROBLEM_HEADERS)
-    return PREDICT.encode_problem(problem)
 
 
 def _outcome(status: int) -> str:

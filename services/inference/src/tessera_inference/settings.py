@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
-from tessera_stack.web.server import ServerSettings
+from tessera_runtime.server import ServerSettings
 
 # The trained models ship inside the package, so a wheel or an image needs nothing else.
 PACKAGED_MODELS = Path(__file__).parent / "models"

@@ -1,7 +1,7 @@
 """Pieces every route shares: JSON responses, NUL checks, idempotency, page limits.
 
 Parameters and headers are not declared here: each operation's models in
-`tessera_contracts.parameters` are (see `tessera_stack.web.operations.implements`).
+`tessera_contracts.parameters` are (see `tessera_runtime.operations.implements`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tessera_contracts.parameters import (
     ProductOffsetQuery,
 )
 from tessera_contracts.v1.operations import NOT_MODIFIED
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from tessera_catalog.api.common import (
     idempotency_request,

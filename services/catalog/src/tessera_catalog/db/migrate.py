@@ -1,17 +1,22 @@
 """Apply the catalog's plain-SQL migrations in order, once each.
 
 Used by `tessera up`, `tessera migrate` and, in Kubernetes, the catalog pods'
-`migrate` init container. Each file `NNNN_name.sql` runs in its own transaction together with the row that records it,
+`migrate` init container, which runs this package's own `tessera-catalog-migrate`
+(the catalog image holds the catalog and its runtime, not the local tooling).
+Each file `NNNN_name.sql` runs in its own transaction together with the row that records it,
 so a failed migration leaves neither a half-applied schema nor a false record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -131,3 +136,42 @@ def _check_recorded(migrations: list[Migration], recorded: dict[str, str]) -> No
     late = [m.name for m in migrations if m.name not in recorded and m.name < newest]
     if late:
         raise MigrationError(f"pending migrations {late} are older than applied {newest}")
+
+
+async def migrate_and_report(dsn: str, *, program: str) -> int:
+    """Apply the pending migrations to `dsn` and say what happened, as a command does.
+
+    Returns:
+        The exit status: 0 when the database is up to date, 1 when it cannot be
+        reached or its recorded migrations disagree with this code.
+    """
+    try:
+        applied = await apply_migrations(dsn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        sys.stderr.write(f"{program}: cannot migrate {_without_password(dsn)}: {e}\n")
+        return 1
+    except MigrationError as e:
+        sys.stderr.write(f"{program}: {e}\n")
+        return 1
+    sys.stdout.write(
+        f"applied {', '.join(applied)}\n" if applied else "up to date: no pending migrations\n"
+    )
+    return 0
+
+
+def main() -> None:
+    """`tessera-catalog-migrate`: migrate the database of the catalog's settings
+    (`CATALOG_DATABASE_URL`), as the Kubernetes init container does."""
+    from tessera_catalog.settings import Settings
+
+    database_url = str(Settings().database_url)
+    sys.exit(asyncio.run(migrate_and_report(database_url, program="tessera-catalog-migrate")))
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(
+        parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    )

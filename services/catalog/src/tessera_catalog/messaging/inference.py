@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tessera_contracts import v1
-from tessera_stack.web.context import outgoing_headers
+from tessera_runtime.context import outgoing_headers
 
 from tessera_catalog.messaging.connection import NatsConnection
 

@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from tessera_contracts import v1
 from tessera_contracts.parameters import EventsHeaders, EventsQuery
-from tessera_stack.web.operations import implements, operation_endpoint
+from tessera_runtime.operations import implements, operation_endpoint
 
 from tessera_gateway.access import Access, Gatekeeper
 from tessera_gateway.errors import TooManyEventClients

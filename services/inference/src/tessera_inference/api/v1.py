@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from tessera_contracts import v1
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from tessera_inference.deps import ServiceDep
 

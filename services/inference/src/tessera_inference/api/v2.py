@@ -21,9 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from tessera_contracts import v2
-from tessera_stack.web import is_draining
-from tessera_stack.web.operations import OperationRoute, implements
-from tessera_stack.web.problems import field_errors, unparsable_body
+from tessera_runtime import is_draining
+from tessera_runtime.operations import OperationRoute, implements
+from tessera_runtime.problems import field_errors, unparsable_body
 
 from tessera_inference import __version__
 from tessera_inference.deps import ServiceDep

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import Response
 from tessera_contracts import v1
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from tessera_catalog import convert
 from tessera_catalog.api.common import json_response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.responses import Response
 from tessera_contracts import v1
 from tessera_contracts.parameters import ProductOffsetQuery
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from tessera_catalog import convert
 from tessera_catalog.api.common import clamp_limit, json_response

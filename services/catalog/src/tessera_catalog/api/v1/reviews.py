@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from tessera_contracts import v1
 from tessera_contracts.parameters import IdempotencyHeaders, PageQuery
-from tessera_stack.web.operations import implements
+from tessera_runtime.operations import implements
 
 from tessera_catalog import convert
 from tessera_catalog.api.common import (

@@ -6,11 +6,11 @@ no timeout while a request's headers arrive: a client could send gigabytes of
 headers, or hold a connection open with a partial request forever.
 :class:`HeaderLimitedProtocol` adds both in the protocol, the layer that sees the
 bytes before the parser does, and everything else stays uvicorn's.
-:mod:`tessera_stack.web.server` builds the configuration that uses it.
+:mod:`tessera_runtime.server` builds the configuration that uses it.
 
 The subclass relies on attributes of uvicorn's protocol that are not public API
 (``STATUS_LINE``, ``pipeline``, ``flow``, ``cycle.response_complete``, ...);
-``tests/web/test_server.py::TestUvicornInternals`` names any that an upgrade removes.
+``packages/runtime/tests/test_server.py::TestUvicornInternals`` names any that an upgrade removes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from tessera_stack.web.problems import status_title
+from tessera_runtime.problems import status_title
 
 __all__ = ["HeaderLimitedProtocol", "HeaderLimits", "ServerConfig"]
 

@@ -1,8 +1,8 @@
 """Run a service: its settings, the uvicorn configuration, and ``python -m tessera_<name>``.
 
-uvicorn serves each service under :class:`~tessera_stack.web.protocol.HeaderLimitedProtocol`
+uvicorn serves each service under :class:`~tessera_runtime.protocol.HeaderLimitedProtocol`
 (bounded request headers, a header-read timeout), with the probe listener of
-:mod:`tessera_stack.web.probes` next to it when a probe port is set. A service's
+:mod:`tessera_runtime.probes` next to it when a probe port is set. A service's
 ``__main__``::
 
     def main() -> None:
@@ -23,9 +23,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp
 
-from tessera_stack.web.health import ProbeTiming, begin_draining, set_probe_timing
-from tessera_stack.web.probes import ProbeServer
-from tessera_stack.web.protocol import HeaderLimitedProtocol, HeaderLimits, ServerConfig
+from tessera_runtime.health import ProbeTiming, begin_draining, set_probe_timing
+from tessera_runtime.probes import ProbeServer
+from tessera_runtime.protocol import HeaderLimitedProtocol, HeaderLimits, ServerConfig
 
 __all__ = ["DrainingServer", "ServerSettings", "run_service", "serve", "server_config"]
 

@@ -22,27 +22,28 @@ In a service's ``create_app``::
   port of their own from a thread, so a saturated event loop cannot starve them
   (timing: ``create_service_app(probe_timing=ProbeTiming(...))`` or
   ``set_probe_timing(app, ...)`` before the lifespan starts).
-* Serving: ``tessera_stack.web.server.run_service(create_app, Settings)`` is a
+* Serving: ``tessera_runtime.server.run_service(create_app, Settings)`` is a
   service's ``python -m`` entry point (header limits, timeouts, probe port).
 * Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request;
   ``serve`` turns uvicorn's own off so requests are not logged twice.
 """
 
-from tessera_stack.web.app import Lifespan, create_service_app
-from tessera_stack.web.context import bind_context, outgoing_headers, request_id
-from tessera_stack.web.health import (
+from tessera_runtime.app import Lifespan, create_service_app
+from tessera_runtime.context import bind_context, outgoing_headers, request_id
+from tessera_runtime.health import (
     ProbeTiming,
     ReadinessCheck,
     begin_draining,
     is_draining,
     set_probe_timing,
 )
-from tessera_stack.web.logs import configure_logging
-from tessera_stack.web.middleware import ACCESS_LOGGER
-from tessera_stack.web.openapi import PROBLEM_RESPONSES, problem_responses
-from tessera_stack.web.probes import ProbeServer
-from tessera_stack.web.problems import (
+from tessera_runtime.logs import configure_logging
+from tessera_runtime.middleware import ACCESS_LOGGER
+from tessera_runtime.openapi import PROBLEM_RESPONSES, problem_responses
+from tessera_runtime.probes import ProbeServer
+from tessera_runtime.problems import (
     ServiceError,
+    error_problem,
     install_problem_handlers,
     problem_response,
     status_title,
@@ -60,6 +61,7 @@ __all__ = [
     "bind_context",
     "configure_logging",
     "create_service_app",
+    "error_problem",
     "install_problem_handlers",
     "is_draining",
     "outgoing_headers",

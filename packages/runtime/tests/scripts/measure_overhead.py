@@ -1,6 +1,6 @@
 """Measure what the shared plumbing costs per request, in CPU time.
 
-Run: ``uv run python packages/stack/tests/web/scripts/measure_overhead.py``
+Run: ``uv run python packages/runtime/tests/scripts/measure_overhead.py``
 
 The apps are called directly as ASGI callables (no server, no sockets, no
 httpx), so the numbers are the Python work per request alone: a bare FastAPI
@@ -24,7 +24,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message
-from tessera_stack.web import ACCESS_LOGGER, configure_logging, create_service_app
+from tessera_runtime import ACCESS_LOGGER, configure_logging, create_service_app
 
 REQUESTS = 20_000
 ROUNDS = 7

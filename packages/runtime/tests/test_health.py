@@ -13,8 +13,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from tessera_contracts.health import HealthReport
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
-from tessera_stack.web import ReadinessCheck, begin_draining, create_service_app, is_draining
-from tessera_stack.web.health import redact
+from tessera_runtime import ReadinessCheck, begin_draining, create_service_app, is_draining
+from tessera_runtime.health import redact
 
 from .conftest import Probes, build_demo_app
 

@@ -37,8 +37,8 @@ from fastapi.routing import APIRoute
 from starlette.background import BackgroundTasks
 from tessera_contracts.operations import Operation
 
-from tessera_stack.web.openapi import problem_responses
-from tessera_stack.web.problems import status_title
+from tessera_runtime.openapi import problem_responses
+from tessera_runtime.problems import status_title
 
 __all__ = [
     "OperationRoute",

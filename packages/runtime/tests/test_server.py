@@ -30,11 +30,11 @@ import uvicorn
 import uvicorn.protocols.http.httptools_impl as uvicorn_httptools
 from fastapi import FastAPI, Request
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
+from tessera_runtime import begin_draining, create_service_app, is_draining
+from tessera_runtime.protocol import HeaderLimitedProtocol
+from tessera_runtime.server import DrainingServer, ServerSettings, server_config
 from tessera_stack.process import free_port
 from tessera_stack.testing import running_service
-from tessera_stack.web import begin_draining, create_service_app, is_draining
-from tessera_stack.web.protocol import HeaderLimitedProtocol
-from tessera_stack.web.server import DrainingServer, ServerSettings, server_config
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.server import ServerState
 
@@ -609,7 +609,7 @@ class TestUvicornInternals:
 
         assert missing == [], (
             f"uvicorn {uvicorn.__version__} no longer has {', '.join(missing)}: "
-            "tessera_stack.web.protocol.HeaderLimitedProtocol relies on them"
+            "tessera_runtime.protocol.HeaderLimitedProtocol relies on them"
         )
 
 

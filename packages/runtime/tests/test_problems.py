@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
+from tessera_runtime import ServiceError, create_service_app, problem_response, status_title
+from tessera_runtime.problems import unparsable_body
+from tessera_runtime.server import ServerSettings, server_config
 from tessera_stack.testing import assert_problem
-from tessera_stack.web import ServiceError, create_service_app, problem_response, status_title
-from tessera_stack.web.problems import unparsable_body
-from tessera_stack.web.server import ServerSettings, server_config
 
 VALID_FEATURES = [0.5] * 10
 
@@ -228,12 +228,12 @@ class TestServiceErrors:
     async def test_a_translated_outage_logs_its_cause(
         self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
     ) -> None:
-        with caplog.at_level("WARNING", logger="tessera_stack.web"):
+        with caplog.at_level("WARNING", logger="tessera_runtime"):
             response = await client.get("/v1/products/5031")
 
         problem = assert_problem(response, 503, "Upstream unavailable")
         assert "refused" not in (problem.detail or "")  # the client gets the advice only
-        (record,) = [r for r in caplog.records if r.name == "tessera_stack.web"]
+        (record,) = [r for r in caplog.records if r.name == "tessera_runtime"]
         assert "cause: ConnectionRefusedError('connect refused by 10.0.0.9')" in record.getMessage()
 
     def test_base_class_defaults(self) -> None:

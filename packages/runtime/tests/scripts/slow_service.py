@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from pydantic_settings import SettingsConfigDict
-from tessera_stack.web import create_service_app
-from tessera_stack.web.server import ServerSettings, run_service
+from tessera_runtime import create_service_app
+from tessera_runtime.server import ServerSettings, run_service
 
 
 class Settings(ServerSettings):

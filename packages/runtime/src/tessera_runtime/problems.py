@@ -11,15 +11,17 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
-from tessera_stack.web.context import request_id
+from tessera_runtime.context import request_id
 
 __all__ = [
     "ServiceError",
+    "error_problem",
     "field_errors",
     "install_problem_handlers",
     "problem_response",
@@ -27,7 +29,7 @@ __all__ = [
     "unparsable_body",
 ]
 
-logger = logging.getLogger("tessera_stack.web")
+logger = logging.getLogger("tessera_runtime")
 
 # RFC 9110 renamed a few reason phrases that Python 3.11's HTTPStatus still spells
 # the RFC 7231 way; titles should match the current RFC.
@@ -231,44 +233,65 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     return problem_response(problem)
 
 
+def error_problem(exc: Exception, *, instance: str | None, where: str) -> Problem:
+    """The problem for an error a service answers, whatever carries the answer.
+
+    The one renderer of the HTTP handlers, the gateway's proxy router and the NATS
+    workers: a :class:`ServiceError` is its own problem (a 500 logged with its
+    traceback as a bug, a 502-504 as a warning with its cause), a pydantic
+    ``ValidationError`` (a message that does not parse) is a 422 listing each
+    field, and anything else is a 500 that shows no internals and quotes the
+    request id, logged with its traceback.
+
+    Args:
+        exc: the error.
+        instance: identifies the occurrence (the request path), if any.
+        where: what was being served, for the log line (``"GET /v1/products"``,
+            ``"NATS inference.v1.predict"``).
+    """
+    if isinstance(exc, ServiceError):
+        problem = exc.to_problem(instance=instance)
+        if exc.status_code == 500:
+            # The service did not say what went wrong more precisely: treat it as a bug.
+            logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
+        elif exc.status_code > 500:
+            # The cause (the library error it was translated from) says what broke.
+            cause = exc.__cause__
+            logger.warning(
+                "%s: %s%s",
+                problem.title,
+                problem.detail,
+                f" (cause: {cause!r})" if cause is not None else "",
+                extra={"upstream": exc.upstream},
+            )
+        return problem
+    if isinstance(exc, ValidationError):
+        return Problem.from_validation_error(exc, instance=instance)
+    logger.error("unhandled %s in %s", type(exc).__name__, where, exc_info=exc)
+    rid = request_id()
+    return Problem(
+        title=status_title(500),
+        status=500,
+        detail="An unexpected error occurred"
+        + (f"; quote request id {rid} when reporting it." if rid else "."),
+        instance=instance,
+    )
+
+
 async def _service_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    problem = exc.to_problem(instance=request.url.path)
-    if exc.status_code == 500:
-        # The service did not say what went wrong more precisely: treat it as a bug.
-        logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
-    elif exc.status_code > 500:
-        # The cause (the library error it was translated from) says what broke.
-        cause = exc.__cause__
-        logger.warning(
-            "%s: %s%s",
-            problem.title,
-            problem.detail,
-            f" (cause: {cause!r})" if cause is not None else "",
-            extra={"upstream": exc.upstream},
-        )
+    problem = error_problem(exc, instance=request.url.path, where=_where(request))
     return problem_response(problem, exc.headers)
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
     # Runs inside ServerErrorMiddleware, which is itself inside the request context
     # middleware: the request id is still bound here and the header gets added.
-    logger.error(
-        "unhandled %s in %s %s",
-        type(exc).__name__,
-        request.method,
-        request.url.path,
-        exc_info=exc,
-    )
-    rid = request_id()
-    problem = Problem(
-        title=status_title(500),
-        status=500,
-        detail="An unexpected error occurred"
-        + (f"; quote request id {rid} when reporting it." if rid else "."),
-        instance=request.url.path,
-    )
-    return problem_response(problem)
+    return problem_response(error_problem(exc, instance=request.url.path, where=_where(request)))
+
+
+def _where(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 from tessera_contracts import v1, v2
 from tessera_contracts.parameters import IdempotencyHeaders, IfMatchHeaders, ProductPath
-from tessera_stack.web import create_service_app
-from tessera_stack.web.operations import OperationRoute, implements, operation_endpoint
+from tessera_runtime import create_service_app
+from tessera_runtime.operations import OperationRoute, implements, operation_endpoint
 
 # A catalog write with a path parameter, a header model and a body.
 UPDATE = v1.UPDATE_PRODUCT

@@ -6,8 +6,8 @@ import re
 
 import httpx
 import pytest
-from tessera_stack.web import bind_context, outgoing_headers, request_id
-from tessera_stack.web.context import current_context, new_context, parse_traceparent
+from tessera_runtime import bind_context, outgoing_headers, request_id
+from tessera_runtime.context import current_context, new_context, parse_traceparent
 
 TRACEPARENT_RE = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp
-from tessera_stack.web import (
+from tessera_runtime import (
     PROBLEM_RESPONSES,
     ReadinessCheck,
     ServiceError,

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from tessera_stack.web import create_service_app, request_id
-from tessera_stack.web.metrics import HttpMetrics
-from tessera_stack.web.middleware import RequestContextMiddleware, RouteTemplates
+from tessera_runtime import create_service_app, request_id
+from tessera_runtime.metrics import HttpMetrics
+from tessera_runtime.middleware import RequestContextMiddleware, RouteTemplates
 
 
 def http_scope(path: str = "/x", headers: list[tuple[bytes, bytes]] | None = None) -> Scope:

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tessera_stack.web import ACCESS_LOGGER, bind_context, configure_logging
+from tessera_runtime import ACCESS_LOGGER, bind_context, configure_logging
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -191,7 +191,7 @@ class TestAccessLog:
 
         rid = response.headers["x-request-id"]
         by_logger = {line["logger"]: line for line in lines(log_stream)}
-        assert by_logger["tessera_stack.web"]["level"] == "WARNING"
-        assert by_logger["tessera_stack.web"]["request_id"] == rid
-        assert by_logger["tessera_stack.web"]["upstream"] == "inference"
+        assert by_logger["tessera_runtime"]["level"] == "WARNING"
+        assert by_logger["tessera_runtime"]["request_id"] == rid
+        assert by_logger["tessera_runtime"]["upstream"] == "inference"
         assert by_logger[ACCESS_LOGGER]["request_id"] == rid

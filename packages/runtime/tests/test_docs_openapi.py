@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
-from tessera_stack.web import PROBLEM_RESPONSES, create_service_app, problem_responses
+from tessera_runtime import PROBLEM_RESPONSES, create_service_app, problem_responses
 
 ASSET_TYPES = {
     "swagger-ui-bundle.js": "javascript",

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from tessera_stack.web.context import current_context
+from tessera_runtime.context import current_context
 
 __all__ = ["ContextFilter", "ServiceJsonFormatter", "configure_logging"]
 

@@ -5,7 +5,7 @@ A saturated event loop and a full accept queue on the API port delay its
 As with Spring's management port or Envoy's admin listener, the probes get a
 listener that shares nothing with the API but the process: a standard library
 HTTP server in a daemon thread, answering from the snapshots the event loop
-publishes on the app's :class:`~tessera_stack.web.health.ProbeBoard`:
+publishes on the app's :class:`~tessera_runtime.health.ProbeBoard`:
 
 * ``/healthz``: 200 while the loop's heartbeat is younger than
   ``ProbeTiming.liveness_stall_s`` (a busy loop still turns), else 503.
@@ -41,12 +41,12 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 
-from tessera_stack.web.health import Answer, ProbeBoard, is_draining, probe_board, unavailable
-from tessera_stack.web.problems import status_title
+from tessera_runtime.health import Answer, ProbeBoard, is_draining, probe_board, unavailable
+from tessera_runtime.problems import status_title
 
 __all__ = ["ProbeServer"]
 
-logger = logging.getLogger("tessera_stack.web.probes")
+logger = logging.getLogger("tessera_runtime.probes")
 
 _ALLOWED = "GET, HEAD"
 # How often the idle server thread wakes to look for a stop() request. Each wake
@@ -238,7 +238,7 @@ class _DeadlineReader(io.RawIOBase):
 class ProbeServer:
     """Serve ``app``'s ``/healthz`` and ``/readyz`` on ``host:port`` from a daemon thread.
 
-    ``app`` must come from :func:`~tessera_stack.web.create_service_app`, whose
+    ``app`` must come from :func:`~tessera_runtime.create_service_app`, whose
     lifespan publishes what this server reads. Port 0 picks a free port (see
     :attr:`port`). Start it before the API server, so the startup probe finds it,
     and stop it after. Each request must arrive and be answered within

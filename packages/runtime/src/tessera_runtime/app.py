@@ -11,18 +11,18 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from tessera_stack.web.docs import install_docs
-from tessera_stack.web.health import (
+from tessera_runtime.docs import install_docs
+from tessera_runtime.health import (
     ProbeTiming,
     ReadinessCheck,
     begin_draining,
     install_health,
     publish_probes,
 )
-from tessera_stack.web.metrics import HttpMetrics, metrics_endpoint
-from tessera_stack.web.middleware import RequestContextMiddleware, RouteTemplates
-from tessera_stack.web.openapi import operation_openapi, problem_openapi
-from tessera_stack.web.problems import install_problem_handlers
+from tessera_runtime.metrics import HttpMetrics, metrics_endpoint
+from tessera_runtime.middleware import RequestContextMiddleware, RouteTemplates
+from tessera_runtime.openapi import operation_openapi, problem_openapi
+from tessera_runtime.problems import install_problem_handlers
 
 __all__ = ["Lifespan", "create_service_app"]
 
@@ -119,7 +119,7 @@ def create_service_app(
         service: the ``service`` of health reports, when the title is not it
             (``title="Tessera API", service="gateway"``).
         probe_timing: heartbeat, stall and staleness bounds of the probe port
-            (:class:`tessera_stack.web.probes.ProbeServer`); the defaults suit production.
+            (:class:`tessera_runtime.probes.ProbeServer`); the defaults suit production.
 
     Returns:
         The app; add the service's routers to it.

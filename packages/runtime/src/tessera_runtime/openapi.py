@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 from tessera_contracts.operations import EVENT_STREAM, Operation
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 
-from tessera_stack.web.problems import status_title
+from tessera_runtime.problems import status_title
 
 __all__ = ["PROBLEM_RESPONSES", "operation_openapi", "problem_openapi", "problem_responses"]
 
@@ -114,8 +114,8 @@ def operation_openapi(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> di
     Returns:
         `schema`.
     """
-    # Imported here: tessera_stack.web.operations imports this module.
-    from tessera_stack.web.operations import OperationRoute
+    # Imported here: tessera_runtime.operations imports this module.
+    from tessera_runtime.operations import OperationRoute
 
     # Included routers stay nested in FastAPI: their route contexts give each
     # original route with the path it is served at.

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from tessera_contracts.health import HealthReport
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
-from tessera_stack.web import (
+from tessera_runtime import (
     ProbeServer,
     ProbeTiming,
     ReadinessCheck,
@@ -263,7 +263,7 @@ class TestReadiness:
     def test_background_checks_log_changes_not_every_run(
         self, dependency: Dependency, probes: httpx.Client, caplog: pytest.LogCaptureFixture
     ) -> None:
-        with caplog.at_level(logging.INFO, logger="tessera_stack.web"):
+        with caplog.at_level(logging.INFO, logger="tessera_runtime"):
             with running(build_app(dependency, FAST)) as service:
                 poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
                 dependency.error = RuntimeError("down")

@@ -7,7 +7,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
-from tessera_stack.web import create_service_app
+from tessera_runtime import create_service_app
 
 from .conftest import build_demo_app
 

@@ -21,8 +21,8 @@ from typing import Any
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tessera_stack.web.context import _reset, _set, new_context
-from tessera_stack.web.metrics import UNMATCHED_ROUTE, HttpMetrics
+from tessera_runtime.context import _reset, _set, new_context
+from tessera_runtime.metrics import UNMATCHED_ROUTE, HttpMetrics
 
 __all__ = ["ACCESS_LOGGER", "RequestContextMiddleware", "RouteTemplates"]
 

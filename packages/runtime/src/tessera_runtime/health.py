@@ -1,7 +1,7 @@
 """Liveness (``/healthz``), readiness (``/readyz``) and draining for graceful shutdown.
 
 Two places answer them. The API port runs the readiness checks on each
-``/readyz``, as before. The probe port (:class:`tessera_stack.web.probes.ProbeServer`,
+``/readyz``, as before. The probe port (:class:`tessera_runtime.probes.ProbeServer`,
 a thread of its own) must answer while the event loop is saturated, so it never
 waits on the loop: while the lifespan runs, the loop publishes a heartbeat and
 the result of the readiness checks, run in the background, on the app's
@@ -25,7 +25,7 @@ from starlette.responses import Response
 from tessera_contracts.health import HealthReport
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 
-from tessera_stack.web.problems import status_title
+from tessera_runtime.problems import status_title
 
 __all__ = [
     "Answer",
@@ -40,7 +40,7 @@ __all__ = [
     "set_probe_timing",
 ]
 
-logger = logging.getLogger("tessera_stack.web")
+logger = logging.getLogger("tessera_runtime")
 
 _OK = "ok"
 _MAX_REASON = 200
