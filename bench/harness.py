@@ -158,7 +158,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def bench_key() -> tuple[str, str]:
     """A catalog:read API key and its GATEWAY_API_KEYS entry: wrk sends it on every request."""
     from tessera_contracts.operations import CATALOG_READ
-    from tessera_gateway.auth import generate_key
+    from tessera_gateway.domain.auth import generate_key
 
     key, entry = generate_key("bench", [CATALOG_READ])
     return key, entry.to_setting()

@@ -141,9 +141,9 @@ async def _closed_loop(call: Call, callers: int, seconds: float) -> Load:
 
 
 def _engine(batching: bool, callers: int, seconds: float) -> Measure:
-    from tessera_inference.batcher import DynamicBatcher
-    from tessera_inference.engine import inference_executor
-    from tessera_inference.registry import ModelRegistry
+    from tessera_inference.domain.batcher import DynamicBatcher
+    from tessera_inference.domain.engine import inference_executor
+    from tessera_inference.domain.registry import ModelRegistry
     from tessera_inference.settings import PACKAGED_MODELS, Settings
 
     settings = Settings()

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tessera_gateway.auth import KeyStore
+from tessera_gateway.domain.auth import KeyStore
 
 from deploy.tests.manifests import (
     REPO_ROOT,

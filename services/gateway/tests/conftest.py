@@ -25,7 +25,7 @@ from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings as CatalogSettings
 from tessera_contracts.operations import CATALOG_READ, CATALOG_WRITE, INFERENCE_PREDICT
 from tessera_gateway.app import create_app as create_gateway
-from tessera_gateway.auth import generate_key
+from tessera_gateway.domain.auth import generate_key
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings

@@ -13,9 +13,9 @@ from pydantic import BaseModel, HttpUrl
 from tessera_contracts import v1, v2
 from tessera_contracts.asyncapi import asyncapi_document
 from tessera_contracts.operations import GATEWAY
-from tessera_gateway.access import Access
+from tessera_gateway.api.proxied import ProxyRoute
 from tessera_gateway.app import create_app
-from tessera_gateway.operations import ProxyRoute
+from tessera_gateway.domain.access import Access
 from tessera_gateway.settings import Settings
 
 from .conftest import Keys, MakeGateway, Tap, serve

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 from tessera_contracts.operations import CATALOG_READ, SCOPES
-from tessera_gateway.auth import (
+from tessera_gateway.domain.auth import (
     InvalidKey,
     KeyStore,
     generate_key,

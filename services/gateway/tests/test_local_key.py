@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from tessera_contracts.operations import SCOPES
-from tessera_gateway.auth import KeyStore
-from tessera_gateway.local_key import ensure_local_api_key
+from tessera_gateway.domain.auth import KeyStore
+from tessera_gateway.domain.local_key import ensure_local_api_key
 
 
 def test_first_call_creates_a_private_key_file_with_every_scope(tmp_path: Path) -> None:

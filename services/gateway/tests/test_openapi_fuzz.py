@@ -18,7 +18,7 @@ from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.db.seed import seed_if_empty
 from tessera_contracts.operations import SCOPES
 from tessera_gateway.app import create_app
-from tessera_gateway.auth import generate_key
+from tessera_gateway.domain.auth import generate_key
 from tessera_gateway.settings import Settings
 from tessera_stack.nats import EmbeddedNats
 from tessera_stack.openapi_fuzz import (

@@ -24,8 +24,8 @@ from pydantic import PostgresDsn
 from tessera_catalog.app import create_app as create_catalog
 from tessera_catalog.settings import Settings as CatalogSettings
 from tessera_contracts.operations import CATALOG, INFERENCE, Operation
+from tessera_gateway.api.proxied import GATEWAY_ERRORS, proxied_operations
 from tessera_gateway.app import create_app as create_gateway
-from tessera_gateway.operations import GATEWAY_ERRORS, proxied_operations
 from tessera_gateway.settings import Settings
 from tessera_inference.app import create_app as create_inference
 from tessera_inference.settings import Settings as InferenceSettings

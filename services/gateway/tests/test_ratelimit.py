@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tessera_gateway.ratelimit import Policy, RateLimiter
+from tessera_gateway.domain.ratelimit import Policy, RateLimiter
 
 from .conftest import Clock
 

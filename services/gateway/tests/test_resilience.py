@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tessera_gateway.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
+from tessera_gateway.clients.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
 
 
 class Clock:

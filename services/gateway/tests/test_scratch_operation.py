@@ -26,8 +26,8 @@ from tessera_client import TesseraClient
 from tessera_contracts import Contract
 from tessera_contracts.operations import CATALOG, CATALOG_READ, Operation
 from tessera_contracts.parameters import ProductPath
+from tessera_gateway.api.proxied import proxied_operations
 from tessera_gateway.app import create_app as create_gateway
-from tessera_gateway.operations import proxied_operations
 from tessera_gateway.settings import Settings
 from tessera_runtime.operations import implements
 

@@ -14,9 +14,9 @@ from tessera_contracts import v2
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 from tessera_inference.app import create_app
 from tessera_inference.deps import get_service
+from tessera_inference.domain.registry import ModelRegistry
+from tessera_inference.domain.service import InferenceService
 from tessera_inference.metrics import InferenceMetrics
-from tessera_inference.registry import ModelRegistry
-from tessera_inference.service import InferenceService
 from tessera_inference.settings import PACKAGED_MODELS, Settings
 
 # What each documented error schema is, to check an answer against its document.

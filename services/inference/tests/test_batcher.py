@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from tessera_inference.batcher import BatcherClosed, DynamicBatcher
-from tessera_inference.engine import OnnxModel, Rows, inference_executor
+from tessera_inference.domain.batcher import BatcherClosed, DynamicBatcher
+from tessera_inference.domain.engine import OnnxModel, Rows, inference_executor
+from tessera_inference.domain.registry import ModelRegistry
+from tessera_inference.domain.service import InferenceService, as_rows
 from tessera_inference.errors import InvalidInput
 from tessera_inference.metrics import InferenceMetrics
-from tessera_inference.registry import ModelRegistry
-from tessera_inference.service import InferenceService, as_rows
 from tessera_inference.settings import PACKAGED_MODELS, Settings
 
 

@@ -237,7 +237,7 @@ class TestAccessLog:
 
         [warning] = [line for line in lines if line["request_id"] == "no-reply-1"]
         assert warning["level"] == "WARNING"
-        assert warning["logger"] == "tessera_inference.messaging"
+        assert warning["logger"] == "tessera_inference.messaging.worker"
 
 
 @pytest.mark.embedded_nats

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import onnx
 import pytest
-from tessera_inference.card import CARD_FILE, ONNX_FILE
+from tessera_inference.domain.card import CARD_FILE, ONNX_FILE
+from tessera_inference.domain.registry import ModelRegistry
 from tessera_inference.errors import ModelNotFound, ModelVersionNotFound
-from tessera_inference.registry import ModelRegistry
 from tessera_inference.settings import PACKAGED_MODELS, Settings
 
 Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -155,7 +155,7 @@ class TestBrokenModels:
     ) -> None:
         directory, reason = broken
 
-        with caplog.at_level(logging.ERROR, logger="tessera_inference.registry"):
+        with caplog.at_level(logging.ERROR, logger="tessera_inference.domain.registry"):
             registry = ModelRegistry.load(directory.parent.parent)
 
         assert [r.directory for r in registry.refused] == [directory]

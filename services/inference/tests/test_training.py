@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tessera_inference import training
-from tessera_inference.card import CARD_FILE, ModelCard
-from tessera_inference.engine import OnnxModel
+from tessera_inference.domain.card import CARD_FILE, ModelCard
+from tessera_inference.domain.engine import OnnxModel
 from tessera_inference.settings import PACKAGED_MODELS
 
 VERSIONS = list(training.RECIPES)

@@ -17,18 +17,19 @@ from tessera_contracts.operations import CATALOG, INFERENCE, Operation
 from tessera_runtime import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
-from tessera_gateway.access import Gatekeeper
-from tessera_gateway.asyncapi import install_asyncapi
-from tessera_gateway.auth import KeyStore
-from tessera_gateway.clients import AiohttpClient, HttpxClient, UpstreamClient
-from tessera_gateway.events import EventHub, install_events
-from tessera_gateway.fastlane import install_fast_lane
-from tessera_gateway.openapi import install_tidy_openapi
-from tessera_gateway.operations import install_proxied, proxied_operations
-from tessera_gateway.ratelimit import Policy, RateLimiter
-from tessera_gateway.resilience import CircuitBreaker, RetryBudget
+from tessera_gateway.api.asyncapi import install_asyncapi
+from tessera_gateway.api.events import install_events
+from tessera_gateway.api.fastlane import install_fast_lane
+from tessera_gateway.api.openapi import install_tidy_openapi
+from tessera_gateway.api.proxied import install_proxied, proxied_operations
+from tessera_gateway.clients.http import AiohttpClient, HttpxClient, UpstreamClient
+from tessera_gateway.clients.resilience import CircuitBreaker, RetryBudget
+from tessera_gateway.clients.upstream import RetryPolicy, Upstream, UpstreamMetrics
+from tessera_gateway.domain.access import Gatekeeper
+from tessera_gateway.domain.auth import KeyStore
+from tessera_gateway.domain.ratelimit import Policy, RateLimiter
+from tessera_gateway.messaging.hub import EventHub
 from tessera_gateway.settings import Settings
-from tessera_gateway.upstreams import RetryPolicy, Upstream, UpstreamMetrics
 
 DESCRIPTION = """\
 The public API of Tessera: the product catalog and the ML models behind one door.

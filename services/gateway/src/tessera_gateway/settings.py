@@ -10,7 +10,7 @@ from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from tessera_runtime.server import ServerSettings
 
-from tessera_gateway.auth import parse_key_entries
+from tessera_gateway.domain.auth import parse_key_entries
 
 
 class Settings(ServerSettings):

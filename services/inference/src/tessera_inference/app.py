@@ -16,10 +16,10 @@ from tessera_runtime import ReadinessCheck, configure_logging, create_service_ap
 
 from tessera_inference import __version__
 from tessera_inference.api import v1, v2
-from tessera_inference.messaging import PredictWorker
+from tessera_inference.domain.registry import ModelRegistry
+from tessera_inference.domain.service import InferenceService
+from tessera_inference.messaging.worker import PredictWorker
 from tessera_inference.metrics import InferenceMetrics
-from tessera_inference.registry import ModelRegistry
-from tessera_inference.service import InferenceService
 from tessera_inference.settings import Settings
 
 DESCRIPTION = """\

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tessera_inference.service import InferenceService
+from tessera_inference.domain.service import InferenceService
 
 
 async def get_service(request: Request) -> InferenceService:

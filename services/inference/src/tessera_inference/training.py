@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from tessera_contracts import v1
 
-from tessera_inference.card import (
+from tessera_inference.domain.card import (
     CARD_FILE,
     ONNX_FILE,
     DatasetInfo,

@@ -21,7 +21,7 @@ from tessera_stack.local.console import say
 from tessera_stack.process import spawn, stop_processes
 
 if TYPE_CHECKING:
-    from tessera_gateway.local_key import LocalApiKey
+    from tessera_gateway.domain.local_key import LocalApiKey
 
 SERVICE_NAMES = ("gateway", "catalog", "inference")
 _NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
@@ -63,7 +63,7 @@ def client_host(host: str) -> str:
 def local_api_key(stack: LocalStack) -> LocalApiKey:
     """The local run's API key (every scope), made once and kept in the data dir."""
     # Imported here: the gateway owns its key format; only a local run needs this.
-    from tessera_gateway.local_key import ensure_local_api_key
+    from tessera_gateway.domain.local_key import ensure_local_api_key
 
     return ensure_local_api_key(stack.data_dir)
 

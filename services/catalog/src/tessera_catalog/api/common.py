@@ -15,8 +15,8 @@ from tessera_contracts.operations import JSON
 from tessera_contracts.parameters import MAX_LIMIT
 from tessera_contracts.problem import FieldError
 
+from tessera_catalog.domain.idempotency import REPLAYED_HEADER, IdempotencyRequest, Rendered
 from tessera_catalog.errors import InvalidValue
-from tessera_catalog.idempotency import REPLAYED_HEADER, IdempotencyRequest, Rendered
 
 
 def clamp_limit(limit: int) -> int:

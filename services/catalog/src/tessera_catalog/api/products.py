@@ -37,8 +37,8 @@ from tessera_catalog.api.common import (
 from tessera_catalog.db.products import NewProduct, ProductFilter, ProductRecord
 from tessera_catalog.deps import EnricherDep, ProductsDep
 from tessera_catalog.domain.enriched import Enriched
+from tessera_catalog.domain.idempotency import Rendered
 from tessera_catalog.domain.products import etag
-from tessera_catalog.idempotency import Rendered
 
 ProductT = TypeVar("ProductT", bound=BaseModel)
 CreateT = TypeVar("CreateT", bound=BaseModel)

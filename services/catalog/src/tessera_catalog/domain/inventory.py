@@ -7,12 +7,12 @@ from uuid import UUID
 import asyncpg
 from tessera_contracts import v1
 
-from tessera_catalog import convert
 from tessera_catalog.db import inventory
 from tessera_catalog.db.inventory import InventoryRecord
 from tessera_catalog.db.records import Pool, acquire, transaction
+from tessera_catalog.domain import convert
+from tessera_catalog.domain.events import record_event
 from tessera_catalog.errors import ProductNotFound
-from tessera_catalog.events import record_event
 from tessera_catalog.settings import Settings
 
 

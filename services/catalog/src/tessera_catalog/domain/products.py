@@ -12,13 +12,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
 
-from tessera_catalog import convert
 from tessera_catalog.db import products
 from tessera_catalog.db.products import NewProduct, ProductFilter, ProductRecord
 from tessera_catalog.db.records import Executor, Pool, acquire, transaction
+from tessera_catalog.domain import convert
+from tessera_catalog.domain.events import record_event
+from tessera_catalog.domain.idempotency import IdempotencyRequest, Rendered, run_idempotent
 from tessera_catalog.errors import DuplicateSku, PreconditionFailed, ProductNotFound
-from tessera_catalog.events import record_event
-from tessera_catalog.idempotency import IdempotencyRequest, Rendered, run_idempotent
 from tessera_catalog.settings import Settings
 
 

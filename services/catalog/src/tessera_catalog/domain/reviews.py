@@ -8,13 +8,13 @@ from uuid import UUID, uuid4
 import asyncpg
 from tessera_contracts import v1
 
-from tessera_catalog import convert
 from tessera_catalog.db import products, reviews
 from tessera_catalog.db.records import Pool, acquire, transaction
 from tessera_catalog.db.reviews import NewReview, ReviewRecord
+from tessera_catalog.domain import convert
+from tessera_catalog.domain.events import record_event
+from tessera_catalog.domain.idempotency import IdempotencyRequest, Rendered, run_idempotent
 from tessera_catalog.errors import ProductNotFound
-from tessera_catalog.events import record_event
-from tessera_catalog.idempotency import IdempotencyRequest, Rendered, run_idempotent
 from tessera_catalog.settings import Settings
 
 

@@ -27,9 +27,9 @@ from tessera_runtime.problems import field_errors, unparsable_body
 
 from tessera_inference import __version__
 from tessera_inference.deps import ServiceDep
-from tessera_inference.engine import OnnxModel, Rows
+from tessera_inference.domain.engine import OnnxModel, Rows
+from tessera_inference.domain.service import InferenceService, as_rows
 from tessera_inference.errors import InferenceError, InvalidInput
-from tessera_inference.service import InferenceService, as_rows
 
 SERVER_NAME = "tessera-inference"
 PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX models, which OIP clients know

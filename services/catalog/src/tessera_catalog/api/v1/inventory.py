@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from tessera_contracts import v1
 from tessera_runtime.operations import implements
 
-from tessera_catalog import convert
 from tessera_catalog.api.common import json_response
 from tessera_catalog.deps import InventoriesDep
+from tessera_catalog.domain import convert
 
 router = APIRouter()
 

@@ -10,7 +10,6 @@ from tessera_contracts import v1
 from tessera_contracts.parameters import IdempotencyHeaders, PageQuery
 from tessera_runtime.operations import implements
 
-from tessera_catalog import convert
 from tessera_catalog.api.common import (
     clamp_limit,
     idempotency_request,
@@ -20,7 +19,8 @@ from tessera_catalog.api.common import (
 )
 from tessera_catalog.db.reviews import ReviewRecord
 from tessera_catalog.deps import ReviewsDep
-from tessera_catalog.idempotency import Rendered
+from tessera_catalog.domain import convert
+from tessera_catalog.domain.idempotency import Rendered
 
 router = APIRouter()
 

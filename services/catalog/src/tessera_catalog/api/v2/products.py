@@ -7,11 +7,11 @@ from tessera_contracts import conversions, v2
 from tessera_contracts.parameters import ProductCursorQuery
 from tessera_runtime.operations import implements
 
-from tessera_catalog import convert
 from tessera_catalog.api.common import clamp_limit, json_response
 from tessera_catalog.api.products import ProductView, product_filter, product_router
 from tessera_catalog.api.v2.cursor import decode_cursor, encode_cursor
 from tessera_catalog.deps import ProductsDep
+from tessera_catalog.domain import convert
 from tessera_catalog.domain.enriched import Enriched
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from starlette.types import Scope
 
-from tessera_gateway.auth import InvalidKey, KeyStore, Principal, presented_key
+from tessera_gateway.domain.auth import InvalidKey, KeyStore, Principal, presented_key
+from tessera_gateway.domain.ratelimit import Policy, RateLimiter
 from tessera_gateway.errors import Forbidden, RateLimited, Unauthorized
-from tessera_gateway.ratelimit import Policy, RateLimiter
 
 
 def client_address_key(host: str) -> str:

@@ -25,7 +25,7 @@ from tessera_contracts import v1
 from tessera_gateway.errors import UpstreamUnavailable
 from tessera_gateway.settings import Settings
 
-logger = logging.getLogger("tessera_gateway.events")
+logger = logging.getLogger("tessera_gateway.messaging")
 
 NATS_ERRORS: Final = (nats.errors.Error, TimeoutError, OSError)
 """What a NATS or JetStream call raises when NATS, the stream or a consumer fails."""

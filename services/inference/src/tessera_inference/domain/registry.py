@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera_inference.card import VERSION_PATTERN
-from tessera_inference.engine import ModelRefused, OnnxModel
+from tessera_inference.domain.card import VERSION_PATTERN
+from tessera_inference.domain.engine import ModelRefused, OnnxModel
 from tessera_inference.errors import ModelNotFound, ModelVersionNotFound
 
 logger = logging.getLogger(__name__)

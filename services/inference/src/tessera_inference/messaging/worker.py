@@ -24,7 +24,7 @@ from tessera_contracts.v1.subjects import PREDICT
 from tessera_runtime import ACCESS_LOGGER, error_problem
 from tessera_runtime.context import REQUEST_ID_HEADER, bind_context
 
-from tessera_inference.service import InferenceService
+from tessera_inference.domain.service import InferenceService
 from tessera_inference.settings import Settings
 
 logger = logging.getLogger(__name__)

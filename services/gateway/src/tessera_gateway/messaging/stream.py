@@ -25,11 +25,11 @@ from nats.js import JetStreamContext
 from sse_starlette import ServerSentEvent
 from tessera_contracts import v1
 
+from tessera_gateway.clients.resilience import backoff_s
 from tessera_gateway.errors import UpstreamUnavailable
-from tessera_gateway.events.hub import NATS_ERRORS, EventHub, Woken, until_woken
-from tessera_gateway.resilience import backoff_s
+from tessera_gateway.messaging.hub import NATS_ERRORS, EventHub, Woken, until_woken
 
-logger = logging.getLogger("tessera_gateway.events")
+logger = logging.getLogger("tessera_gateway.messaging")
 
 _WAITING: Final = {"comment": "waiting for the event stream"}
 _KEEP_ALIVE: Final = {"comment": "keep-alive"}

@@ -17,12 +17,12 @@ from starlette.types import Receive, Scope, Send
 from tessera_contracts.operations import Retry
 from tessera_runtime import outgoing_headers
 
-from tessera_gateway.access import Access, Gatekeeper
-from tessera_gateway.clients import EXCHANGE_ERRORS, RawHeaders
+from tessera_gateway.clients.http import EXCHANGE_ERRORS, RawHeaders
+from tessera_gateway.clients.upstream import Reply, Upstream
+from tessera_gateway.domain.access import Access, Gatekeeper
 from tessera_gateway.errors import ContentTooLarge
-from tessera_gateway.upstreams import Reply, Upstream
 
-logger = logging.getLogger("tessera_gateway.proxy")
+logger = logging.getLogger("tessera_gateway.api.proxy")
 
 # Request headers that are the gateway's business, never the upstream's: hop-by-hop
 # headers (RFC 9110 7.6.1), the client's credentials, and the correlation headers

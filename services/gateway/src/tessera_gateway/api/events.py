@@ -17,11 +17,11 @@ from tessera_contracts import v1
 from tessera_contracts.parameters import EventsHeaders, EventsQuery
 from tessera_runtime.operations import implements, operation_endpoint
 
-from tessera_gateway.access import Access, Gatekeeper
+from tessera_gateway.api.proxied import anonymous_security, key_security
+from tessera_gateway.domain.access import Access, Gatekeeper
 from tessera_gateway.errors import TooManyEventClients
-from tessera_gateway.events.hub import EventHub
-from tessera_gateway.events.stream import event_stream
-from tessera_gateway.operations import anonymous_security, key_security
+from tessera_gateway.messaging.hub import EventHub
+from tessera_gateway.messaging.stream import event_stream
 
 EVENTS_ERRORS: Final = (401, 403, 429, 503)
 """The gateway's own answers before a stream starts: no key, no scope, rate limited,

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from tessera_inference.card import CARD_FILE, ONNX_FILE, ModelCard, TensorSpec
+from tessera_inference.domain.card import CARD_FILE, ONNX_FILE, ModelCard, TensorSpec
 
 Rows = npt.NDArray[np.float32]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tessera_inference.engine import Rows
+from tessera_inference.domain.engine import Rows
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tessera_contracts.operations import SCOPES
 
-from tessera_gateway.auth import (
+from tessera_gateway.domain.auth import (
     ApiKeyEntry,
     InvalidKey,
     KeyStore,

@@ -10,7 +10,7 @@ from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from tessera_gateway.clients import (
+from tessera_gateway.clients.http import (
     CONNECT_ERRORS,
     EXCHANGE_ERRORS,
     Headers,
@@ -18,10 +18,10 @@ from tessera_gateway.clients import (
     UpstreamClient,
     UpstreamResponse,
 )
+from tessera_gateway.clients.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
 from tessera_gateway.errors import BadGateway, GatewayError, UpstreamTimeout, UpstreamUnavailable
-from tessera_gateway.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
 
-logger = logging.getLogger("tessera_gateway.upstreams")
+logger = logging.getLogger("tessera_gateway.clients.upstream")
 
 # Upstream statuses that say "not now" rather than "this request is wrong": worth
 # another attempt, and evidence against the upstream's health. A 500 is a bug in

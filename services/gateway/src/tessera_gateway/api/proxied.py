@@ -26,9 +26,9 @@ from tessera_runtime.operations import (
     operation_route_kwargs,
 )
 
-from tessera_gateway.access import Access, Gatekeeper
-from tessera_gateway.proxy import Proxy
-from tessera_gateway.upstreams import Upstream
+from tessera_gateway.api.proxy import Proxy
+from tessera_gateway.clients.upstream import Upstream
+from tessera_gateway.domain.access import Access, Gatekeeper
 
 # Documentation only: the schemes tell /docs how to send a key. The check itself
 # is `Gatekeeper`, which runs before anything else in every operation.

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from tessera_contracts import v1
 
-from tessera_inference.batcher import BatcherClosed, DynamicBatcher
-from tessera_inference.engine import OnnxModel, Rows, inference_executor
+from tessera_inference.domain.batcher import BatcherClosed, DynamicBatcher
+from tessera_inference.domain.engine import OnnxModel, Rows, inference_executor
+from tessera_inference.domain.registry import ModelRegistry
 from tessera_inference.errors import InvalidInput, ShuttingDown
 from tessera_inference.metrics import Api, InferenceMetrics
-from tessera_inference.registry import ModelRegistry
 from tessera_inference.settings import Settings
 
 

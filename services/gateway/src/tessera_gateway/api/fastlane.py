@@ -29,11 +29,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tessera_runtime import error_problem, problem_response
 from tessera_runtime.middleware import RequestContextMiddleware
 
+from tessera_gateway.api.proxied import ProxyRoute
+from tessera_gateway.api.proxy import ClientGone
 from tessera_gateway.errors import GatewayError
-from tessera_gateway.operations import ProxyRoute
-from tessera_gateway.proxy import ClientGone
 
-logger = logging.getLogger("tessera_gateway.fastlane")
+logger = logging.getLogger("tessera_gateway.api.fastlane")
 
 _Candidates = list[tuple[re.Pattern[str], ProxyRoute]]
 
