@@ -21,7 +21,7 @@ import pytest
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_client import TesseraClient, TesseraSyncClient
 from tessera_contracts import SCOPES, v1, v2
-from tessera_gateway.auth import generate_key
+from tessera_gateway.domain.auth import generate_key
 from tessera_stack.nats import EmbeddedNats, delete_streams
 from tessera_stack.postgres import create_database, drop_database
 from tessera_stack.process import run_sync
