@@ -63,30 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
         "one), after a delay that doubles while it keeps exiting. During the first start-up "
         "a failing service stops everything instead.",
     )
-    restarts.add_argument(
-        "--restart-delay",
-        type=float,
-        default=defaults.first_delay_s,
-        metavar="SECONDS",
-        help=f"wait before the first restart (default: {defaults.first_delay_s:g})",
-    )
-    restarts.add_argument(
-        "--restart-delay-max",
-        type=float,
-        default=defaults.max_delay_s,
-        metavar="SECONDS",
-        help=f"the doubling stops at this delay (default: {defaults.max_delay_s:g})",
-    )
-    restarts.add_argument(
-        "--restart-reset-after",
-        type=float,
-        default=defaults.reset_after_s,
-        metavar="SECONDS",
-        help=(
-            "a service ready this long is back to the first delay "
-            f"(default: {defaults.reset_after_s:g})"
+    for flag, default, help_text in (
+        ("--restart-delay", defaults.first_delay_s, "wait before the first restart"),
+        ("--restart-delay-max", defaults.max_delay_s, "the doubling stops at this delay"),
+        (
+            "--restart-reset-after",
+            defaults.reset_after_s,
+            "a service ready this long is back to the first delay",
         ),
-    )
+    ):
+        restarts.add_argument(
+            flag,
+            type=float,
+            default=default,
+            metavar="SECONDS",
+            help=f"{help_text} (default: {default:g})",
+        )
 
     for name, help_text in (
         ("migrate", "apply the catalog's pending migrations"),

@@ -14,19 +14,17 @@ import importlib.metadata
 import json
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
 
-from tessera_stack.process import ServerError, spawn, stop_process, tail
+from tessera_stack.process import EmbeddedServer, ServerError, spawn, tail
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4222
@@ -50,34 +48,25 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-class EmbeddedNats:
+class EmbeddedNats(EmbeddedServer):
     """A nats-server of our own with JetStream, its store in `store_dir`.
 
     Start it from a thread that outlives it (see `tessera_stack.process`).
     """
+
+    description = "the embedded nats-server"
 
     def __init__(self, store_dir: Path, port: int | None = None) -> None:
         """Args:
         store_dir: JetStream store (kept across restarts) and the server's log.
         port: client port; a free one picked by the server when None.
         """
+        super().__init__(port)
         self.store_dir = store_dir.resolve()
-        self._port = port
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError("the embedded nats-server has no port before its first start")
-        return self._port
 
     @property
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     @property
     def log_file(self) -> Path:
@@ -107,23 +96,6 @@ class EmbeddedNats:
         finally:
             shutil.rmtree(ports_dir, ignore_errors=True)
         self._port = client_port
-
-    def stop(self) -> None:
-        if self._process is not None:
-            stop_process(self._process)
-            self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _check_alive(self) -> None:
         assert self._process is not None

@@ -31,13 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from tessera_stack.process import (
+    EmbeddedServer,
     RunAs,
     ServerError,
     free_port,
@@ -52,7 +52,6 @@ from tessera_stack.process import (
 SUPERUSER = "tessera"
 HOST = "127.0.0.1"
 _START_TIMEOUT_S = 30.0
-_STOP_TIMEOUT_S = 30.0
 _PORT_ATTEMPTS = 5
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -80,13 +79,18 @@ def postgres_install_dir() -> Path:
     return Path(spec.origin).parent / "pginstall"
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A PostgreSQL server of our own, on 127.0.0.1, with its data in `data_dir`.
 
     The first `start()` creates the cluster; later ones reuse its data. The port
     chosen by the first start is kept for restarts, so DSNs handed out stay valid.
     Start it from a thread that outlives it (see `tessera_stack.process`).
+    `stop()` is a fast shutdown: open transactions roll back, clients are
+    disconnected, a checkpoint is written.
     """
+
+    description = "the embedded PostgreSQL"
+    stop_timeout_s = 30.0
 
     def __init__(self, data_dir: Path, port: int | None = None, *, fsync: bool = True) -> None:
         """Args:
@@ -94,25 +98,14 @@ class EmbeddedPostgres:
         port: TCP port; a free one when None.
         fsync: False trades crash safety for speed (tests).
         """
+        super().__init__(port)
         self.data_dir = data_dir.resolve()
         self.granted: list[Path] = []
-        self._port = port
         self._fsync = fsync
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError("the embedded PostgreSQL has no port before its first start")
-        return self._port
 
     @property
     def dsn(self) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     @property
     def log_file(self) -> Path:
@@ -139,24 +132,6 @@ class EmbeddedPostgres:
             if not chosen or attempt == _PORT_ATTEMPTS - 1:
                 break
         raise ServerError(f"PostgreSQL could not listen on {HOST}:{port}:\n{tail(self.log_file)}")
-
-    def stop(self) -> None:
-        """Fast shutdown: roll back open transactions, disconnect clients, checkpoint, wait."""
-        if self._process is not None:
-            stop_process(self._process, timeout_s=_STOP_TIMEOUT_S)
-            self._process = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _initdb(self, bin_dir: Path, account: RunAs | None) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):

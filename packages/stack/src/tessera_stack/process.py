@@ -34,7 +34,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from types import TracebackType
+from typing import IO, Any, ClassVar, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -92,6 +93,51 @@ def grant_traversal(path: Path, account: RunAs) -> list[Path]:
             directory.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
             changed.append(directory)
     return changed
+
+
+class EmbeddedServer:
+    """A server binary this package runs: its port, whether it runs, stop, and `with`.
+
+    Subclasses start it (`start()` sets `_process` and, once known, `_port`).
+    """
+
+    description: ClassVar[str] = "server"
+    """How errors name it ("the embedded nats-server")."""
+    stop_timeout_s: ClassVar[float] = 10.0
+
+    def __init__(self, port: int | None) -> None:
+        self._port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise ServerError(f"{self.description} has no port before its first start")
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_process(self._process, timeout_s=self.stop_timeout_s)
+            self._process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
