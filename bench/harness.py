@@ -18,7 +18,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +105,33 @@ def infrastructure() -> Iterator[Infra]:
             asyncio.run(apply_migrations(database_url))
             asyncio.run(seed_if_empty(database_url))
             yield Infra(database_url=database_url, nats_url=nats.url)
+
+
+def catalog_env(infra: Infra, *, log_level: str = "WARNING") -> dict[str, str]:
+    """The catalog's environment on the bench infrastructure. Where the catalog is
+    only an upstream, warnings only; where the catalog itself is measured,
+    `log_level="INFO"`, as `tessera up` and the deployment run it (JSON access log on)."""
+    return {
+        "CATALOG_DATABASE_URL": infra.database_url,
+        "CATALOG_NATS_URL": infra.nats_url,
+        "CATALOG_LOG_LEVEL": log_level,
+    }
+
+
+def demo_product_path(catalog_url: str) -> str:
+    """`/v1/products/{id}` of the first demo product."""
+    page = httpx.get(f"{catalog_url}/v1/products", params={"limit": 1}, timeout=10).json()
+    if not page["items"]:
+        raise BenchError("the demo data has no product")
+    return f"/v1/products/{page['items'][0]['id']}"
+
+
+def alternating(names: Iterable[str], rounds: int) -> Iterator[str]:
+    """Every name once a round, in reverse order every other round, so no target
+    always runs on a warmer (or hotter) machine."""
+    order = list(names)
+    for index in range(rounds):
+        yield from (order if index % 2 == 0 else reversed(order))
 
 
 def wait_until_answering(

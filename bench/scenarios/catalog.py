@@ -36,6 +36,8 @@ from bench.harness import (
     CpuRound,
     Infra,
     Served,
+    alternating,
+    catalog_env,
     free_port,
     infrastructure,
     markdown_table,
@@ -120,14 +122,6 @@ def _product_id(database_url: str) -> str:
     return asyncio.run(first_with_features())
 
 
-def _catalog_env(database_url: str, nats_url: str) -> dict[str, str]:
-    return {
-        "CATALOG_DATABASE_URL": database_url,
-        "CATALOG_NATS_URL": nats_url,
-        "CATALOG_LOG_LEVEL": "WARNING",
-    }
-
-
 def _wait_enriched_complete(url: str, timeout_s: float = 30.0) -> None:
     """Until inference answers: the first enriched product with nothing degraded."""
     deadline = time.monotonic() + timeout_s
@@ -186,7 +180,8 @@ def _row(name: str, results: list[CpuRound], baseline: list[CpuRound]) -> list[o
 
 
 def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> str:
-    env = _catalog_env(infra.database_url, infra.nats_url)
+    # The catalog as `tessera up` runs it: INFO, so every request writes its JSON access line.
+    env = catalog_env(infra, log_level="INFO")
     inference_env = {"INFERENCE_NATS_URL": infra.nats_url, "INFERENCE_LOG_LEVEL": "WARNING"}
     with (
         uvicorn_service(INFERENCE, inference_env),
@@ -209,14 +204,11 @@ def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> 
             raise BenchError("the bare FastAPI + asyncpg app does not answer what the catalog does")
         results: dict[str, list[CpuRound]] = {name: [] for name in targets}
         counters_before = _counters(catalog.url)
-        for round_index in range(rounds):
-            # Alternate the order so no target always runs on a warmer (or hotter) machine.
-            names = list(targets) if round_index % 2 == 0 else list(reversed(targets))
-            for name in names:
-                served, url = targets[name]
-                results[name].append(
-                    wrk_with_cpu(served.pid, url, connections=CONNECTIONS, duration_s=duration_s)
-                )
+        for name in alternating(targets, rounds):
+            served, url = targets[name]
+            results[name].append(
+                wrk_with_cpu(served.pid, url, connections=CONNECTIONS, duration_s=duration_s)
+            )
         counters = _difference(_counters(catalog.url), counters_before)
     fixed_rounds, bare_rounds = results["fixed"], results["bare"]
     table = markdown_table(
@@ -366,7 +358,7 @@ def _delayed(infra: Infra, delay_s: float) -> Iterator[str]:
 
 def _fan_out(infra: Infra, product_id: str, duration_s: int) -> str:
     with _delayed(infra, DELAY_S) as slow_dsn:
-        env = _catalog_env(slow_dsn, infra.nats_url)
+        env = catalog_env(Infra(database_url=slow_dsn, nats_url=infra.nats_url))
         with uvicorn_service(CATALOG, env) as catalog:
             get_url = f"{catalog}/v1/products/{product_id}"
             _wait_enriched_complete(f"{get_url}/enriched")

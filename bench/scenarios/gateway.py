@@ -34,7 +34,10 @@ import httpx
 from bench.harness import (
     BenchError,
     WrkResult,
+    alternating,
     bench_key,
+    catalog_env,
+    demo_product_path,
     infrastructure,
     markdown_table,
     median,
@@ -134,17 +137,9 @@ def run(quick: bool) -> str:
     key, api_keys = bench_key()
     auth = {"Authorization": f"Bearer {key}"}
     with infrastructure() as infra:
-        catalog_env = {
-            "CATALOG_DATABASE_URL": infra.database_url,
-            "CATALOG_NATS_URL": infra.nats_url,
-            "CATALOG_LOG_LEVEL": "WARNING",
-        }
         with contextlib.ExitStack() as servers:
-            catalog = servers.enter_context(uvicorn_service(CATALOG, catalog_env))
-            page = httpx.get(f"{catalog}/v1/products", params={"limit": 1}, timeout=10).json()
-            if not page["items"]:
-                raise BenchError("the demo data has no product")
-            path = f"/v1/products/{page['items'][0]['id']}"
+            catalog = servers.enter_context(uvicorn_service(CATALOG, catalog_env(infra)))
+            path = demo_product_path(catalog)
             bases = {
                 "catalog (direct)": catalog,
                 "nginx": servers.enter_context(nginx_proxy(catalog)),
@@ -159,18 +154,15 @@ def run(quick: bool) -> str:
                     raise BenchError(f"{name} answered {check.status_code}: {check.text[:200]}")
 
             results: dict[str, list[WrkResult]] = {name: [] for name in bases}
-            for round_index in range(rounds):
-                # Alternate the order so no target always runs on a warmer (or hotter) machine.
-                names = list(bases) if round_index % 2 == 0 else list(reversed(bases))
-                for name in names:
-                    results[name].append(
-                        wrk(
-                            bases[name] + path,
-                            connections=CONNECTIONS,
-                            duration_s=duration_s,
-                            headers=auth,
-                        )
+            for name in alternating(bases, rounds):
+                results[name].append(
+                    wrk(
+                        bases[name] + path,
+                        connections=CONNECTIONS,
+                        duration_s=duration_s,
+                        headers=auth,
                     )
+                )
             soak = {
                 name: wrk(
                     bases[name] + path,

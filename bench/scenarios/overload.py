@@ -35,7 +35,9 @@ from bench.harness import (
     ScenarioFailed,
     WrkResult,
     bench_key,
+    catalog_env,
     cpu_seconds,
+    demo_product_path,
     free_port,
     infrastructure,
     markdown_table,
@@ -190,16 +192,8 @@ def run(quick: bool) -> str:
     cpu_s, idle_s, overload_s = (5, 5, 15) if quick else (20, 15, 60)
     key, api_keys = bench_key()
     with infrastructure() as infra:
-        catalog_env = {
-            "CATALOG_DATABASE_URL": infra.database_url,
-            "CATALOG_NATS_URL": infra.nats_url,
-            "CATALOG_LOG_LEVEL": "WARNING",
-        }
-        with uvicorn_service(CATALOG, catalog_env) as catalog:
-            page = httpx.get(f"{catalog}/v1/products", params={"limit": 1}, timeout=10).json()
-            if not page["items"]:
-                raise BenchError("the demo data has no product")
-            path = f"/v1/products/{page['items'][0]['id']}"
+        with uvicorn_service(CATALOG, catalog_env(infra)) as catalog:
+            path = demo_product_path(catalog)
             gateway_env = {
                 "GATEWAY_CATALOG_URL": catalog,
                 "GATEWAY_NATS_URL": infra.nats_url,

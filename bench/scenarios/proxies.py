@@ -31,7 +31,10 @@ from bench.harness import (
     BenchError,
     CpuRound,
     Served,
+    alternating,
     bench_key,
+    catalog_env,
+    demo_product_path,
     free_port,
     infrastructure,
     markdown_table,
@@ -80,20 +83,17 @@ def _rounds(
         if check.status_code != 200:
             raise BenchError(f"{name} answered {check.status_code}: {check.text[:200]}")
     results: dict[str, list[CpuRound]] = {name: [] for name in proxies}
-    for index in range(rounds):
-        # Alternate the order so no proxy always runs on a warmer (or hotter) machine.
-        names = list(proxies) if index % 2 == 0 else list(reversed(proxies))
-        for name in names:
-            proxy = proxies[name]
-            results[name].append(
-                wrk_with_cpu(
-                    proxy.pid,
-                    proxy.url + path,
-                    connections=CONNECTIONS,
-                    duration_s=duration_s,
-                    headers=headers,
-                )
+    for name in alternating(proxies, rounds):
+        proxy = proxies[name]
+        results[name].append(
+            wrk_with_cpu(
+                proxy.pid,
+                proxy.url + path,
+                connections=CONNECTIONS,
+                duration_s=duration_s,
+                headers=headers,
             )
+        )
     return results
 
 
@@ -143,17 +143,8 @@ def run(quick: bool) -> str:
     headers = {"Authorization": f"Bearer {key}"}
     tables: dict[str, tuple[str, float]] = {}
     with infrastructure() as infra, contextlib.ExitStack() as servers:
-        catalog_env = {
-            "CATALOG_DATABASE_URL": infra.database_url,
-            "CATALOG_NATS_URL": infra.nats_url,
-            "CATALOG_LOG_LEVEL": "WARNING",
-        }
-        catalog = servers.enter_context(uvicorn_process(CATALOG, catalog_env))
-        page = httpx.get(f"{catalog.url}/v1/products", params={"limit": 1}, timeout=10).json()
-        if not page["items"]:
-            raise BenchError("the demo data has no product")
-        product_id = page["items"][0]["id"]
-        path = f"/v1/products/{product_id}"
+        catalog = servers.enter_context(uvicorn_process(CATALOG, catalog_env(infra)))
+        path = demo_product_path(catalog.url)
         body = httpx.get(catalog.url + path, timeout=10).content
         fast = servers.enter_context(nginx_static(body))
         for label, upstream in (("fast upstream", fast), ("catalog upstream", catalog)):
