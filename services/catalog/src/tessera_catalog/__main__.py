@@ -1,8 +1,4 @@
-"""`python -m tessera_catalog`: serve the catalog service.
-
-Settings come from `CATALOG_*` environment variables and `.env`; a command-line
-flag (`--port 9000`, `--help` lists them) wins over both.
-"""
+"""`python -m tessera_catalog`: serve the catalog, configured by `CATALOG_*` (see `run_service`)."""
 
 from tessera_runtime.server import run_service
 

@@ -1,8 +1,4 @@
-"""`python -m tessera_gateway`: serve the gateway service.
-
-Settings come from `GATEWAY_*` environment variables and `.env`; a command-line
-flag (`--port 9000`, `--help` lists them) wins over both.
-"""
+"""`python -m tessera_gateway`: serve the gateway, configured by `GATEWAY_*` (see `run_service`)."""
 
 from tessera_runtime.server import run_service
 

@@ -1,8 +1,4 @@
-"""`python -m tessera_inference`: serve the inference service.
-
-Settings come from `INFERENCE_*` environment variables and `.env`; a command-line
-flag (`--port 9000`, `--help` lists them) wins over both.
-"""
+"""`python -m tessera_inference`: serve the inference, configured by `INFERENCE_*` (see `run_service`)."""
 
 from tessera_runtime.server import run_service
 
