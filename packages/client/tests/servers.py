@@ -22,6 +22,18 @@ Canned = tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free local port, in a thread; the server's URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class Seen:
     method: str
@@ -85,15 +97,10 @@ def forwarder(upstream: str) -> Iterator[Forwarder]:
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield state
+        with _serving(Handler) as state.url:
+            yield state
     finally:
-        server.shutdown()
-        server.server_close()
         http.close()
 
 
@@ -195,12 +202,5 @@ def scripted_events(script: list[str], clock: Callable[[], float]) -> Iterator[S
             self.wfile.write(payload)
             self.close_connection = True
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(Handler) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

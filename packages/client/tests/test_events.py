@@ -19,7 +19,7 @@ from tessera_client import (
 from tessera_contracts import v1
 
 from .conftest import Stack, v1_product
-from .servers import Relay, scripted_events
+from .servers import Relay, ScriptedEvents, scripted_events
 
 
 @pytest.fixture
@@ -112,18 +112,28 @@ async def test_retry_field_and_id_only_events(product: v1.Product) -> None:
     assert stream.last_event_id == 10
 
 
-def test_sync_stream_resumes_with_last_event_id(product: v1.Product) -> None:
-    script = ["retry: 50\n" + _event_text(3, product), _event_text(4, product)]
+def _two_sync_events(
+    script: list[str], **options: int
+) -> tuple[list[CatalogCloudEvent], ScriptedEvents, int | None]:
+    """The first two events a sync stream of `script` yields, the server, and where
+    the stream stands after them."""
     with (
         scripted_events(script, time.monotonic) as server,
         TesseraSyncClient(server.url) as client,
-        client.v1.events(last_event_id=2) as stream,
+        client.v1.events(**options) as stream,
     ):
         events = [next(stream), next(stream)]
+    return events, server, stream.last_event_id
+
+
+def test_sync_stream_resumes_with_last_event_id(product: v1.Product) -> None:
+    script = ["retry: 50\n" + _event_text(3, product), _event_text(4, product)]
+
+    events, server, position = _two_sync_events(script, last_event_id=2)
 
     assert [e.data for e in events] == [v1.ProductCreated(product=product)] * 2
     assert server.last_event_ids[:2] == ["2", "3"]
-    assert stream.last_event_id == 4
+    assert position == 4
 
 
 async def test_data_holding_unicode_line_separators_stays_one_event(product: v1.Product) -> None:
@@ -141,12 +151,8 @@ async def test_data_holding_unicode_line_separators_stays_one_event(product: v1.
 def test_an_oversized_line_drops_the_connection_and_resumes(product: v1.Product) -> None:
     script = ["retry: 10\n" + _event_text(1, product) + "data: " + "x" * 5000 + "\n\n"]
     script.append(_event_text(2, product))
-    with (
-        scripted_events(script, time.monotonic) as server,
-        TesseraSyncClient(server.url) as client,
-        client.v1.events(max_line_bytes=4096) as stream,
-    ):
-        events = [next(stream), next(stream)]
+
+    events, server, _ = _two_sync_events(script, max_line_bytes=4096)
 
     assert [e.data for e in events] == [v1.ProductCreated(product=product)] * 2
     assert server.last_event_ids[:2] == [None, "1"]

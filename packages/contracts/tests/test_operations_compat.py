@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, create_model
@@ -18,6 +20,7 @@ from tessera_contracts.parameters import IdempotencyHeaders, Limit, PageQuery
 from tessera_contracts.v1.operations import NOT_MODIFIED
 
 COMMITTED = Path(__file__).parents[1] / "schemas"
+Edit = Callable[[Path], AbstractContextManager[dict[str, Any]]]
 ALL_OPERATIONS = (*v1.OPERATIONS, *v2.OPERATIONS)
 
 
@@ -357,12 +360,6 @@ class TestCompatible:
 class TestSnapshotCheck:
     """The committed operation snapshots, through `snapshots.check` as the test suite runs it."""
 
-    @pytest.fixture
-    def schemas(self, tmp_path: Path) -> Path:
-        copy = tmp_path / "schemas"
-        shutil.copytree(COMMITTED, copy)
-        return copy
-
     def test_every_operation_has_a_committed_snapshot(self) -> None:
         committed = {p.name for p in (COMMITTED / "operations").glob("*.json")}
 
@@ -389,15 +386,13 @@ class TestSnapshotCheck:
         ]
         assert report.stale == ["operations/v1.get_legacy.json"]
 
-    def test_a_changed_table_breaks_the_committed_snapshot(self, schemas: Path) -> None:
+    def test_a_changed_table_breaks_the_committed_snapshot(self, schemas: Path, edit: Edit) -> None:
         # As if the released v1.list_products had answered 400 and capped `limit`:
         # the code dropping the 400 breaks, lifting the cap does not (a parameter
         # may accept more).
-        path = schemas / "operations/v1.list_products.json"
-        document = json.loads(path.read_text())
-        document["errors"]["statuses"].append(400)
-        document["parameters"]["query.limit"]["schema"]["maximum"] = 1000
-        path.write_text(snapshots.render(document))
+        with edit(schemas / "operations/v1.list_products.json") as document:
+            document["errors"]["statuses"].append(400)
+            document["parameters"]["query.limit"]["schema"]["maximum"] = 1000
 
         report = snapshots.check(schemas)
 

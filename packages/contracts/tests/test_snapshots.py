@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tessera_contracts import compat, snapshots, v1, v2
 
 COMMITTED = Path(__file__).parents[1] / "schemas"
+Edit = Callable[[Path], AbstractContextManager[dict[str, Any]]]
 UPDATE = "uv run python -m tessera_contracts.compat --update"
 
 
@@ -66,12 +70,6 @@ def test_request_subject_snapshot_has_request_and_reply() -> None:
 
 
 class TestCommandLine:
-    @pytest.fixture
-    def schemas(self, tmp_path: Path) -> Path:
-        copy = tmp_path / "schemas"
-        shutil.copytree(COMMITTED, copy)
-        return copy
-
     def run(self, *args: str) -> int:
         return compat.main(list(args))
 
@@ -82,26 +80,22 @@ class TestCommandLine:
         assert "snapshots match" in capsys.readouterr().out
 
     def test_check_names_model_and_field_of_a_break(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
     ) -> None:
         # As if the released v1.Product had a field the code no longer has.
-        path = schemas / "v1/Product.json"
-        document = json.loads(path.read_text())
-        document["validation"]["properties"]["legacy_code"] = {"type": "string"}
-        path.write_text(json.dumps(document))
+        with edit(schemas / "v1/Product.json") as document:
+            document["validation"]["properties"]["legacy_code"] = {"type": "string"}
 
         assert self.run("--check", "--schemas", str(schemas)) == 1
         assert "BREAKING v1.Product.legacy_code: field removed" in capsys.readouterr().out
 
     def test_check_names_operation_and_change_of_a_break(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
     ) -> None:
         # As if the released v1.get_product had needed catalog:write and answered 410.
-        path = schemas / "operations/v1.get_product.json"
-        document = json.loads(path.read_text())
-        document["errors"]["statuses"].append(410)
-        document["scope"] = "catalog:write"
-        path.write_text(snapshots.render(document))
+        with edit(schemas / "operations/v1.get_product.json") as document:
+            document["errors"]["statuses"].append(410)
+            document["scope"] = "catalog:write"
 
         assert self.run("--check", "--schemas", str(schemas)) == 1
         out = capsys.readouterr().out
@@ -120,11 +114,10 @@ class TestCommandLine:
         assert not stale.exists()
         assert snapshots.check(schemas).clean
 
-    def test_update_refuses_a_break_unless_allowed(self, schemas: Path) -> None:
+    def test_update_refuses_a_break_unless_allowed(self, schemas: Path, edit: Edit) -> None:
         path = schemas / "v1/ReviewSummary.json"
-        document = json.loads(path.read_text())
-        document["validation"]["properties"]["count"]["maximum"] = 10  # the code widened it
-        path.write_text(json.dumps(document))
+        with edit(path) as document:
+            document["validation"]["properties"]["count"]["maximum"] = 10  # the code widened it
 
         assert self.run("--update", "--schemas", str(schemas)) == 1
         assert json.loads(path.read_text())["validation"]["properties"]["count"]["maximum"] == 10
@@ -151,12 +144,10 @@ class TestCommandLine:
         assert "BREAKING v1/Comment: model removed" in capsys.readouterr().out
 
     def test_outdated_but_compatible_snapshot_is_reported(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
+        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        path = schemas / "v1/Review.json"
-        document = json.loads(path.read_text())
-        document["validation"]["description"] = "An older wording."
-        path.write_text(snapshots.render(document))
+        with edit(schemas / "v1/Review.json") as document:
+            document["validation"]["description"] = "An older wording."
 
         assert self.run("--check", "--schemas", str(schemas)) == 1
         out = capsys.readouterr().out

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, TypeVar, Unpack
 
 import httpx
-from pydantic import BaseModel
 from tessera_contracts import Operation
 
-from tessera_client._core import AsyncCore, SyncCore
-from tessera_client._request import Body, Params, Reply
+from tessera_client._closing import AsyncClosing, SyncClosing
+from tessera_client._core import AsyncCore, CoreConfig, SyncCore
+from tessera_client._request import Arguments, Reply
 from tessera_client._retry import RetryConfig
 from tessera_client._versions import AsyncV1, AsyncV2, SyncV1, SyncV2
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", httpx.AsyncBaseTransport, httpx.BaseTransport)
 
 
-class TesseraClient:
+class _Client(Generic[T]):
+    """The constructor both clients share; `_start` opens the core of each."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout = 10.0,
+        max_retries: int = 2,
+        retry_backoff_s: float = 0.1,
+        retry_backoff_max_s: float = 2.0,
+        retry_after_max_s: float = 30.0,
+        transport: T | None = None,
+    ) -> None:
+        retry = RetryConfig(
+            max_retries=max_retries,
+            backoff_s=retry_backoff_s,
+            backoff_max_s=retry_backoff_max_s,
+            retry_after_max_s=retry_after_max_s,
+        )
+        self._start(CoreConfig(base_url, api_key, timeout, retry, transport))
+
+    def _start(self, config: CoreConfig[T]) -> None:
+        raise NotImplementedError
+
+
+class TesseraClient(_Client[httpx.AsyncBaseTransport], AsyncClosing):
     """The Tessera API over HTTP, async: `async with TesseraClient(url, api_key=k) as c:`.
 
     Args:
@@ -33,45 +58,17 @@ class TesseraClient:
         transport: An httpx transport (tests, proxies, HTTP/2).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        timeout: float | httpx.Timeout = 10.0,
-        max_retries: int = 2,
-        retry_backoff_s: float = 0.1,
-        retry_backoff_max_s: float = 2.0,
-        retry_after_max_s: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._core = AsyncCore(
-            base_url,
-            api_key=api_key,
-            timeout=timeout,
-            retry=RetryConfig(
-                max_retries=max_retries,
-                backoff_s=retry_backoff_s,
-                backoff_max_s=retry_backoff_max_s,
-                retry_after_max_s=retry_after_max_s,
-            ),
-            transport=transport,
-        )
-        self.v1 = AsyncV1(self._core)
-        """The v1 operations, page iterators and live events."""
-        self.v2 = AsyncV2(self._core)
-        """The v2 operations (catalog and Open Inference Protocol) and page iterator."""
+    v1: AsyncV1
+    """The v1 operations, page iterators and live events."""
+    v2: AsyncV2
+    """The v2 operations (catalog and Open Inference Protocol) and page iterator."""
 
-    async def send(
-        self,
-        operation: Operation,
-        *,
-        path: Params = None,
-        query: Params = None,
-        headers: Params = None,
-        body: Body = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Reply:
+    def _start(self, config: CoreConfig[httpx.AsyncBaseTransport]) -> None:
+        self._core = AsyncCore(config)
+        self.v1 = AsyncV1(self._core)
+        self.v2 = AsyncV2(self._core)
+
+    async def send(self, operation: Operation, **arguments: Unpack[Arguments]) -> Reply:
         """Perform any operation (one declared ad hoc included); the reply with its headers.
 
         Args:
@@ -89,137 +86,34 @@ class TesseraClient:
             TypeError: a parameter the operation does not declare.
             pydantic.ValidationError: a parameter its model refuses.
         """
-        return await self._core.send(
-            operation,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            extra_headers=extra_headers,
-        )
+        return await self._core.send(operation, **arguments)
 
-    async def call(
-        self,
-        operation: Operation,
-        *,
-        path: Params = None,
-        query: Params = None,
-        headers: Params = None,
-        body: Body = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Any:
+    async def call(self, operation: Operation, **arguments: Unpack[Arguments]) -> Any:
         """`send(...)`, returning only the parsed body (None for 204)."""
-        reply = await self.send(
-            operation,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            extra_headers=extra_headers,
-        )
-        return reply.value
+        return (await self.send(operation, **arguments)).value
 
     async def aclose(self) -> None:
         await self._core.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class TesseraSyncClient:
+class TesseraSyncClient(_Client[httpx.BaseTransport], SyncClosing):
     """The Tessera API over HTTP, blocking: `with TesseraSyncClient(url, api_key=k) as c:`.
 
     Takes the arguments of `TesseraClient` (with a sync `httpx.BaseTransport`).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        timeout: float | httpx.Timeout = 10.0,
-        max_retries: int = 2,
-        retry_backoff_s: float = 0.1,
-        retry_backoff_max_s: float = 2.0,
-        retry_after_max_s: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._core = SyncCore(
-            base_url,
-            api_key=api_key,
-            timeout=timeout,
-            retry=RetryConfig(
-                max_retries=max_retries,
-                backoff_s=retry_backoff_s,
-                backoff_max_s=retry_backoff_max_s,
-                retry_after_max_s=retry_after_max_s,
-            ),
-            transport=transport,
-        )
+    def _start(self, config: CoreConfig[httpx.BaseTransport]) -> None:
+        self._core = SyncCore(config)
         self.v1 = SyncV1(self._core)
-        """The v1 operations, page iterators and live events."""
         self.v2 = SyncV2(self._core)
-        """The v2 operations (catalog and Open Inference Protocol) and page iterator."""
 
-    def send(
-        self,
-        operation: Operation,
-        *,
-        path: Params = None,
-        query: Params = None,
-        headers: Params = None,
-        body: Body = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Reply:
+    def send(self, operation: Operation, **arguments: Unpack[Arguments]) -> Reply:
         """Perform any operation; see `TesseraClient.send`."""
-        return self._core.send(
-            operation,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            extra_headers=extra_headers,
-        )
+        return self._core.send(operation, **arguments)
 
-    def call(
-        self,
-        operation: Operation,
-        *,
-        path: Params = None,
-        query: Params = None,
-        headers: Params = None,
-        body: Body = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Any:
+    def call(self, operation: Operation, **arguments: Unpack[Arguments]) -> Any:
         """`send(...)`, returning only the parsed body (None for 204)."""
-        reply = self.send(
-            operation,
-            path=path,
-            query=query,
-            headers=headers,
-            body=body,
-            extra_headers=extra_headers,
-        )
-        return reply.value
+        return self.send(operation, **arguments).value
 
     def close(self) -> None:
         self._core.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

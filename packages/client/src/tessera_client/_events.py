@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Generator
-from types import TracebackType
-from typing import Final, Generic, Self, TypeVar
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from functools import cached_property
+from typing import Any, Final, Generic, Self, TypedDict, TypeVar, Unpack
 
 import httpx
 from tessera_contracts import Operation
 from tessera_contracts.parameters import STREAM_SEQUENCE_MAX
 
+from tessera_client._closing import AsyncClosing, SyncClosing
 from tessera_client._core import AsyncCore, SyncCore
 from tessera_client._errors import TesseraConnectionError, TesseraError, problem_of
-from tessera_client._request import Prepared, prepare
-from tessera_client._retry import RETRY_STATUSES, RetryConfig
+from tessera_client._request import prepare
+from tessera_client._retry import RETRY_STATUSES
 from tessera_client._sse import (
     MAX_DATA_BYTES,
     MAX_LINE_BYTES,
@@ -43,34 +44,54 @@ comments well within it (the gateway every 15 s by default)."""
 _DIGITS: Final = re.compile(r"[0-9]+")
 
 
-class _Resume:
+C = TypeVar("C", AsyncCore, SyncCore)
+
+
+class StreamOptions(TypedDict, total=False):
+    """Where a stream starts and how persistent it is (see `AsyncV1.events`)."""
+
+    last_event_id: int | None
+    reconnect_attempts: int | None
+    max_line_bytes: int
+    max_data_bytes: int
+
+
+class _Resume(Generic[C, E]):
     """What the async and sync streams share: the position, and the pauses."""
 
     def __init__(
         self,
+        core: C,
         operation: Operation,
-        retry: RetryConfig,
-        last_event_id: int | None,
-        reconnect_attempts: int | None,
-        max_line_bytes: int,
-        max_data_bytes: int,
+        decode: Callable[[str], E],
+        **options: Unpack[StreamOptions],
     ) -> None:
+        self._core: C = core
+        self._decode = decode
         self.operation = operation
-        self.retry = retry
-        self.last_event_id = last_event_id
-        self.reconnect_attempts = reconnect_attempts
+        self.retry = core.retry
+        self.last_event_id = options.get("last_event_id")
+        self.reconnect_attempts = options.get("reconnect_attempts")
         self.reconnects = 0
         """Connections opened after the first (for monitoring)."""
         self.retry_ms: int | None = None
         self.failures = 0  # consecutive failed connection attempts
         self._failures_before = 0  # at the last connection, for an overflow to count on
         self._connected_once = False
-        self._max_line_bytes = max_line_bytes
-        self._max_data_bytes = max_data_bytes
+        self._max_line_bytes = options.get("max_line_bytes", MAX_LINE_BYTES)
+        self._max_data_bytes = options.get("max_data_bytes", MAX_DATA_BYTES)
 
-    def request(self) -> Prepared:
+    def stream_arguments(self) -> dict[str, Any]:
+        """The arguments of `httpx.Client.stream` (and of the async one) for the next connection."""
         headers = {} if self.last_event_id is None else {LAST_EVENT_ID: self.last_event_id}
-        return prepare(self.operation, headers=headers)
+        prepared = prepare(self.operation, headers=headers)
+        return {
+            "method": "GET",
+            "url": prepared.url,
+            "params": prepared.params,
+            "headers": prepared.headers,
+            "timeout": _stream_timeout(self._core.http.timeout),
+        }
 
     def connected(self) -> SseDecoder:
         """A connection is open: reset the failures; its decoder."""
@@ -83,6 +104,14 @@ class _Resume:
             max_data_bytes=self._max_data_bytes,
         )
 
+    def received(self, decoder: SseDecoder, chunk: bytes) -> Iterator[E]:
+        """The events a chunk completes, decoded, remembering their position and `retry:`."""
+        for event in decoder.feed(chunk):
+            self.retry_ms = decoder.retry_ms
+            if self.take(event):
+                yield self._decode(event.data)
+        self.retry_ms = decoder.retry_ms
+
     def take(self, event: ServerSentEvent) -> bool:
         """Remember the event's position; whether it carries data to yield."""
         # Only ids the gateway could send (and `Last-Event-ID` accepts): another
@@ -93,11 +122,22 @@ class _Resume:
                 self.last_event_id = position
         return event.data != ""
 
-    def overflowed(self, error: SseOverflow) -> float:
-        """The connection was dropped for an oversized line or event: a failed attempt,
-        so a server that keeps sending one makes the stream give up like a dead one."""
-        self.failures = self._failures_before
-        return self.failed(None, httpx.ReadError(str(error)))
+    def dropped(self, error: SseOverflow | httpx.TransportError, streaming: bool) -> float:
+        """The connection failed or dropped: the pause before the next.
+
+        A drop mid-stream is routine (reconnect soon); a failed connection attempt,
+        or a connection dropped for an oversized line or event, counts towards giving
+        up, so a server that keeps sending one makes the stream give up like a dead one.
+
+        Raises:
+            httpx.LocalProtocolError: the request itself is malformed (repeating it cannot help).
+        """
+        if isinstance(error, httpx.LocalProtocolError):
+            raise error
+        if isinstance(error, SseOverflow):
+            self.failures = self._failures_before
+            return self.failed(None, httpx.ReadError(str(error)))
+        return self.pause_after_drop() if streaming else self.failed(None, error)
 
     def pause_after_drop(self) -> float:
         if self.retry_ms is not None:
@@ -107,56 +147,34 @@ class _Resume:
     def failed(self, response: httpx.Response | None, error: httpx.TransportError | None) -> float:
         """Count a failed attempt; the pause before the next, or raise when out of attempts."""
         if response is not None and response.status_code not in RETRY_STATUSES:
-            raise TesseraError(
-                problem_of(response, self.operation), response.headers, self.operation
-            )
+            raise self._error(response)
         # Until a first connection worked, the client's retry limit applies, so a
         # wrong URL or a stack that is down fails fast instead of waiting forever.
         limit = self.reconnect_attempts if self._connected_once else self.retry.max_retries
         if limit is not None and self.failures >= limit:
             if response is not None:
-                raise TesseraError(
-                    problem_of(response, self.operation), response.headers, self.operation
-                )
+                raise self._error(response)
             assert error is not None
             raise TesseraConnectionError(self.operation, self.failures + 1, error) from error
         pause = self.retry.pause(self.failures, response)
         if pause is None:  # a `Retry-After` beyond the cap
             assert response is not None
-            raise TesseraError(
-                problem_of(response, self.operation), response.headers, self.operation
-            )
+            raise self._error(response)
         if self.retry_ms is not None:
             pause = max(pause, self.pause_after_drop())
         self.failures += 1
         return pause
 
+    def _error(self, response: httpx.Response) -> TesseraError:
+        return TesseraError(problem_of(response, self.operation), response.headers, self.operation)
 
-class AsyncEventStream(Generic[E], _Resume):
+
+class AsyncEventStream(_Resume[AsyncCore, E], AsyncClosing):
     """`async for event in stream`; `stream.last_event_id` is where it would resume."""
 
-    def __init__(
-        self,
-        core: AsyncCore,
-        operation: Operation,
-        decode: Callable[[str], E],
-        *,
-        last_event_id: int | None = None,
-        reconnect_attempts: int | None = None,
-        max_line_bytes: int = MAX_LINE_BYTES,
-        max_data_bytes: int = MAX_DATA_BYTES,
-    ) -> None:
-        super().__init__(
-            operation,
-            core.retry,
-            last_event_id,
-            reconnect_attempts,
-            max_line_bytes,
-            max_data_bytes,
-        )
-        self._core = core
-        self._decode = decode
-        self._events = self._run()
+    @cached_property
+    def _events(self) -> AsyncGenerator[E, None]:
+        return self._run()
 
     def __aiter__(self) -> Self:
         return self
@@ -168,30 +186,11 @@ class AsyncEventStream(Generic[E], _Resume):
         """Close the connection."""
         await self._events.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def _run(self) -> AsyncGenerator[E, None]:
-        timeout = _stream_timeout(self._core.http.timeout)
         while True:
-            prepared = self.request()
             streaming = False
             try:
-                async with self._core.http.stream(
-                    "GET",
-                    prepared.url,
-                    params=prepared.params,
-                    headers=prepared.headers,
-                    timeout=timeout,
-                ) as response:
+                async with self._core.http.stream(**self.stream_arguments()) as response:
                     if response.status_code != 200:
                         await response.aread()
                         pause = self.failed(response, None)
@@ -199,48 +198,20 @@ class AsyncEventStream(Generic[E], _Resume):
                         streaming = True
                         decoder = self.connected()
                         async for chunk in response.aiter_bytes():
-                            for event in decoder.feed(chunk):
-                                self.retry_ms = decoder.retry_ms
-                                if self.take(event):
-                                    yield self._decode(event.data)
-                            self.retry_ms = decoder.retry_ms
+                            for event in self.received(decoder, chunk):
+                                yield event
                         pause = self.pause_after_drop()
-            except SseOverflow as error:
-                pause = self.overflowed(error)
-            except httpx.LocalProtocolError:
-                raise  # the request itself is malformed: repeating it cannot help
-            except httpx.TransportError as error:
-                # A drop mid-stream is routine (reconnect soon); a failed connection
-                # attempt counts towards giving up.
-                pause = self.pause_after_drop() if streaming else self.failed(None, error)
+            except (SseOverflow, httpx.TransportError) as error:
+                pause = self.dropped(error, streaming)
             await asyncio.sleep(pause)
 
 
-class SyncEventStream(Generic[E], _Resume):
+class SyncEventStream(_Resume[SyncCore, E], SyncClosing):
     """`for event in stream`; `stream.last_event_id` is where it would resume."""
 
-    def __init__(
-        self,
-        core: SyncCore,
-        operation: Operation,
-        decode: Callable[[str], E],
-        *,
-        last_event_id: int | None = None,
-        reconnect_attempts: int | None = None,
-        max_line_bytes: int = MAX_LINE_BYTES,
-        max_data_bytes: int = MAX_DATA_BYTES,
-    ) -> None:
-        super().__init__(
-            operation,
-            core.retry,
-            last_event_id,
-            reconnect_attempts,
-            max_line_bytes,
-            max_data_bytes,
-        )
-        self._core = core
-        self._decode = decode
-        self._events = self._run()
+    @cached_property
+    def _events(self) -> Generator[E, None, None]:
+        return self._run()
 
     def __iter__(self) -> Self:
         return self
@@ -252,30 +223,11 @@ class SyncEventStream(Generic[E], _Resume):
         """Close the connection."""
         self._events.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _run(self) -> Generator[E, None, None]:
-        timeout = _stream_timeout(self._core.http.timeout)
         while True:
-            prepared = self.request()
             streaming = False
             try:
-                with self._core.http.stream(
-                    "GET",
-                    prepared.url,
-                    params=prepared.params,
-                    headers=prepared.headers,
-                    timeout=timeout,
-                ) as response:
+                with self._core.http.stream(**self.stream_arguments()) as response:
                     if response.status_code != 200:
                         response.read()
                         pause = self.failed(response, None)
@@ -283,18 +235,10 @@ class SyncEventStream(Generic[E], _Resume):
                         streaming = True
                         decoder = self.connected()
                         for chunk in response.iter_bytes():
-                            for event in decoder.feed(chunk):
-                                self.retry_ms = decoder.retry_ms
-                                if self.take(event):
-                                    yield self._decode(event.data)
-                            self.retry_ms = decoder.retry_ms
+                            yield from self.received(decoder, chunk)
                         pause = self.pause_after_drop()
-            except SseOverflow as error:
-                pause = self.overflowed(error)
-            except httpx.LocalProtocolError:
-                raise  # the request itself is malformed: repeating it cannot help
-            except httpx.TransportError as error:
-                pause = self.pause_after_drop() if streaming else self.failed(None, error)
+            except (SseOverflow, httpx.TransportError) as error:
+                pause = self.dropped(error, streaming)
             time.sleep(pause)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +24,17 @@ Params = Mapping[str, object] | BaseModel | None
 """Parameters by field name (or header alias), or an instance of the operation's model."""
 Body = BaseModel | Mapping[str, Any] | None
 """A body model (serialized with only the fields it was given), or JSON sent as is."""
+
+
+class Arguments(TypedDict, total=False):
+    """What a request takes besides its operation (see `TesseraClient.send`)."""
+
+    path: Params
+    query: Params
+    headers: Params
+    body: Body
+    extra_headers: Mapping[str, str] | None
+
 
 _HEADER_VALUE: Final = re.compile(r"[\x20-\x7e]*")
 """Printable ASCII: what every header of the API holds, and no CR or LF."""
@@ -41,6 +52,16 @@ class Prepared:
     content: bytes | None = None
     sent_headers: frozenset[str] = field(default_factory=frozenset)
     """Lower-cased names of `headers`."""
+
+    def httpx_arguments(self) -> dict[str, Any]:
+        """The arguments of `httpx.Client.request` (and of the async one) that send it."""
+        return {
+            "method": self.method,
+            "url": self.url,
+            "params": self.params,
+            "headers": self.headers,
+            "content": self.content,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +83,7 @@ class Reply:
         return header(self.headers, "x-request-id")
 
 
-def prepare(
-    operation: Operation,
-    *,
-    path: Params = None,
-    query: Params = None,
-    headers: Params = None,
-    body: Body = None,
-    extra_headers: Mapping[str, str] | None = None,
-) -> Prepared:
+def prepare(operation: Operation, **arguments: Unpack[Arguments]) -> Prepared:
     """Build the request of `operation`: validate every parameter with its model.
 
     Raises:
@@ -81,22 +94,24 @@ def prepare(
     url = operation.url_path(
         **{
             name: _path_segment(value)
-            for name, value in _values(operation.path_params, path, "path").items()
+            for name, value in _values(operation.path_params, arguments.get("path"), "path").items()
         }
     )
     params: list[tuple[str, str | int | float | bool | None]] = []
-    for name, value in _values(operation.query, query, "query").items():
+    for name, value in _values(operation.query, arguments.get("query"), "query").items():
         items = value if isinstance(value, list) else [value]
         params.extend((name, _text(item)) for item in items)
-    header_values = _values(operation.headers, headers, "headers")
+    header_values = _values(operation.headers, arguments.get("headers"), "headers")
     # Case-insensitive, so `extra_headers` replaces a header rather than doubling it.
     request_headers = httpx.Headers({"Accept": f"{operation.media_type}, application/problem+json"})
     request_headers.update(_checked(correlation_headers()))
     request_headers.update(_checked({name: _text(value) for name, value in header_values.items()}))
     content: bytes | None = None
+    body = arguments.get("body")
     if body is not None:
         content = _json_body(body)
         request_headers["Content-Type"] = "application/json"
+    extra_headers = arguments.get("extra_headers")
     if extra_headers:
         request_headers.update(_checked(extra_headers))
     return Prepared(

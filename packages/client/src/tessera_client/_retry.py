@@ -30,16 +30,15 @@ _DIGITS: Final = re.compile(r"[0-9]+")
 
 @dataclass(frozen=True, slots=True)
 class RetryConfig:
-    """How persistent a client is (see `TesseraClient`)."""
+    """How persistent a client is (see `TesseraClient`): `max_retries` attempts after
+    the first (0 never repeats a request); backoff before attempt n up to
+    `backoff_s * 2**n`, at most `backoff_max_s`; a `Retry-After` waited for up to
+    `retry_after_max_s` (a longer one ends the retries)."""
 
     max_retries: int = 2
-    """Attempts after the first; 0 never repeats a request."""
     backoff_s: float = 0.1
-    """Base of the exponential backoff: attempt n waits up to `backoff_s * 2**n`."""
     backoff_max_s: float = 2.0
-    """Longest backoff pause."""
     retry_after_max_s: float = 30.0
-    """Longest `Retry-After` waited for: a longer one ends the retries."""
 
     def __post_init__(self) -> None:
         if self.max_retries < 0 or self.backoff_s < 0 or self.backoff_max_s < 0:

@@ -7,18 +7,18 @@ Page iterators walk a listing to its end (v1 by offset until `total`, v2 by
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Unpack
 from uuid import UUID
 
 from tessera_contracts import CloudEvent, v1, v2
 
-from tessera_client._events import AsyncEventStream, SyncEventStream
+from tessera_client._events import AsyncEventStream, StreamOptions, SyncEventStream
 from tessera_client._generated import (
     AsyncV1Operations,
     AsyncV2Operations,
     SyncV1Operations,
     SyncV2Operations,
 )
-from tessera_client._sse import MAX_DATA_BYTES, MAX_LINE_BYTES
 
 CatalogCloudEvent = CloudEvent[v1.CatalogEvent]
 """What `events()` yields: the CloudEvent of one catalog change."""
@@ -57,14 +57,7 @@ class AsyncV1(AsyncV1Operations):
             if not page.items or offset >= page.total:
                 return
 
-    def events(
-        self,
-        *,
-        last_event_id: int | None = None,
-        reconnect_attempts: int | None = None,
-        max_line_bytes: int = MAX_LINE_BYTES,
-        max_data_bytes: int = MAX_DATA_BYTES,
-    ) -> AsyncEventStream[CatalogCloudEvent]:
+    def events(self, **options: Unpack[StreamOptions]) -> AsyncEventStream[CatalogCloudEvent]:
         """Live catalog changes, from now (or after `last_event_id`), resuming after drops.
 
         Args:
@@ -78,15 +71,7 @@ class AsyncV1(AsyncV1Operations):
 
         A longer line or event drops the connection, and counts as a failed attempt.
         """
-        return AsyncEventStream(
-            self._core,
-            v1.EVENTS,
-            _decode_event,
-            last_event_id=last_event_id,
-            reconnect_attempts=reconnect_attempts,
-            max_line_bytes=max_line_bytes,
-            max_data_bytes=max_data_bytes,
-        )
+        return AsyncEventStream(self._core, v1.EVENTS, _decode_event, **options)
 
 
 class AsyncV2(AsyncV2Operations):
@@ -131,24 +116,9 @@ class SyncV1(SyncV1Operations):
             if not page.items or offset >= page.total:
                 return
 
-    def events(
-        self,
-        *,
-        last_event_id: int | None = None,
-        reconnect_attempts: int | None = None,
-        max_line_bytes: int = MAX_LINE_BYTES,
-        max_data_bytes: int = MAX_DATA_BYTES,
-    ) -> SyncEventStream[CatalogCloudEvent]:
+    def events(self, **options: Unpack[StreamOptions]) -> SyncEventStream[CatalogCloudEvent]:
         """Live catalog changes (see `AsyncV1.events`)."""
-        return SyncEventStream(
-            self._core,
-            v1.EVENTS,
-            _decode_event,
-            last_event_id=last_event_id,
-            reconnect_attempts=reconnect_attempts,
-            max_line_bytes=max_line_bytes,
-            max_data_bytes=max_data_bytes,
-        )
+        return SyncEventStream(self._core, v1.EVENTS, _decode_event, **options)
 
 
 class SyncV2(SyncV2Operations):

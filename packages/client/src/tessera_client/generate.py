@@ -100,6 +100,22 @@ def _param(name: str, info: FieldInfo, version: str, imports: _Imports) -> _Para
 def _docstring(
     operation: Operation, params: list[_Param], path_names: list[str], indent: str
 ) -> str:
+    lines = _documentation(operation, params, path_names)
+    text = "\n".join(f"{indent}{line}" if line else "" for line in lines)
+    return f'{indent}"""{text.lstrip()}\n{indent}"""'
+
+
+def _sync_docstring(operation: Operation, indent: str) -> str:
+    """The blocking twin's: a pointer to the async method, so the two cannot drift."""
+    twin = f"Async{operation.version.upper()}Operations.{operation.id}"
+    return (
+        f'{indent}"""{operation.summary}\n\n'
+        f"{indent}Blocking; arguments, answers and errors as `{twin}`.\n"
+        f'{indent}"""'
+    )
+
+
+def _documentation(operation: Operation, params: list[_Param], path_names: list[str]) -> list[str]:
     lines = [operation.summary]
     if operation.description:
         lines += ["", operation.description]
@@ -114,8 +130,7 @@ def _docstring(
         lines += ["", "Args:"]
         lines += [f"    {name}: {text or 'See the API reference.'}" for name, text in described]
     lines += ["", "Raises:", "    TesseraError: an error answer."]
-    text = "\n".join(f"{indent}{line}" if line else "" for line in lines)
-    return f'{indent}"""{text.lstrip()}\n{indent}"""'
+    return lines
 
 
 def _method(operation: Operation, asynchronous: bool, imports: _Imports) -> str:
@@ -156,7 +171,9 @@ def _method(operation: Operation, asynchronous: bool, imports: _Imports) -> str:
     return "\n".join(
         [
             f"    {header}",
-            _docstring(operation, [*path, *query, *headers], [p.name for p in path], "        "),
+            _docstring(operation, [*path, *query, *headers], [p.name for p in path], "        ")
+            if asynchronous
+            else _sync_docstring(operation, "        "),
             f"        {call}",
         ]
     )

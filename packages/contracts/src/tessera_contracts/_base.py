@@ -59,24 +59,11 @@ class Subject(Generic[M]):
     """The model of every message published on this subject."""
 
     def encode(self, message: M) -> bytes:
-        """Serialize a message for publishing.
-
-        Args:
-            message: The payload to publish.
-
-        Returns:
-            The JSON body.
-        """
+        """The JSON body that publishes `message`."""
         return message.model_dump_json().encode()
 
     def decode(self, data: bytes) -> M:
-        """Parse a received message.
-
-        Args:
-            data: The JSON body.
-
-        Returns:
-            The validated payload.
+        """The validated payload of a received JSON body.
 
         Raises:
             pydantic.ValidationError: The body is not a valid payload.
@@ -118,24 +105,11 @@ class RequestSubject(Generic[Req, Rep]):
     """The model of a successful reply."""
 
     def encode_request(self, message: Req) -> bytes:
-        """Serialize a request.
-
-        Args:
-            message: The request to send.
-
-        Returns:
-            The JSON body.
-        """
+        """The JSON body of a request."""
         return message.model_dump_json().encode()
 
     def decode_request(self, data: bytes) -> Req:
-        """Parse a received request.
-
-        Args:
-            data: The JSON body.
-
-        Returns:
-            The validated request.
+        """The validated request of a received JSON body.
 
         Raises:
             pydantic.ValidationError: The body is not a valid request; reply with
@@ -144,25 +118,11 @@ class RequestSubject(Generic[Req, Rep]):
         return self.request.model_validate_json(data)
 
     def encode_reply(self, message: Rep) -> bytes:
-        """Serialize a successful reply.
-
-        Args:
-            message: The reply to send.
-
-        Returns:
-            The JSON body.
-        """
+        """The JSON body of a successful reply."""
         return message.model_dump_json().encode()
 
     def encode_problem(self, problem: Problem) -> bytes:
-        """Serialize a rejection; send it with `PROBLEM_HEADERS`.
-
-        Args:
-            problem: Why the request was rejected.
-
-        Returns:
-            The JSON body, without null members.
-        """
+        """The JSON body (without null members) of a rejection; send it with `PROBLEM_HEADERS`."""
         return problem.model_dump_json(exclude_none=True).encode()
 
     def decode_reply(self, data: bytes, headers: Mapping[str, str] | None = None) -> Rep:

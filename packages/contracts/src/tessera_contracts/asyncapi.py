@@ -39,7 +39,7 @@ SCHEMA_REF: Final = "#/components/schemas/{model}"
 JSON_MEDIA_TYPE: Final = "application/json"
 
 # Headers that carry the caller's context across services. They are set by
-# tessera-stack (`tessera_stack.web.context`), which this package cannot import
+# tessera-runtime (`tessera_runtime.context`), which this package cannot import
 # (it installs with pydantic alone), so the names are spelled out here.
 _CONTEXT_HEADERS: Final[Mapping[str, Document]] = {
     "X-Request-ID": {
@@ -165,20 +165,17 @@ def _predict(schemas: _Schemas, document: Document) -> None:
     subject = v1.PREDICT
     name, reply = subject.name, f"{subject.name}.reply"
     messages = document["components"]["messages"]
-    messages[f"{name}.request"] = {
-        "name": f"{name}.request",
-        "title": subject.request.__name__,
-        "contentType": JSON_MEDIA_TYPE,
-        "headers": _headers({}, "Optional context headers."),
-        "payload": schemas.payload(subject.request),
-    }
-    messages[f"{name}.reply"] = {
-        "name": f"{name}.reply",
-        "title": subject.reply.__name__,
-        "contentType": JSON_MEDIA_TYPE,
-        "headers": _headers({}, "The responder echoes the request id."),
-        "payload": schemas.payload(subject.reply),
-    }
+    for part, model, about in (
+        ("request", subject.request, "Optional context headers."),
+        ("reply", subject.reply, "The responder echoes the request id."),
+    ):
+        messages[f"{name}.{part}"] = {
+            "name": f"{name}.{part}",
+            "title": model.__name__,
+            "contentType": JSON_MEDIA_TYPE,
+            "headers": _headers({}, about),
+            "payload": schemas.payload(model),
+        }
     messages[f"{name}.problem"] = {
         "name": f"{name}.problem",
         "title": Problem.__name__,

@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel
 
 from tessera_contracts import v1, v2
+
+M = TypeVar("M", bound=BaseModel)
 
 CENT: Final = Decimal("0.01")
 
@@ -52,59 +56,33 @@ def money_to_price(money: v2.Money) -> float:
 
 
 def product_v1_to_v2(product: v1.Product) -> v2.Product:
-    """Convert a v1 product to v2.
-
-    Args:
-        product: The v1 product.
-
-    Returns:
-        The same product with its price as `Money`.
-    """
-    fields = product.model_dump(exclude={"price", "currency"})
-    return v2.Product(**fields, price=price_to_money(product.price, product.currency))
+    """The same product in v2: its price as `Money`."""
+    return _with_money(v2.Product, product)
 
 
 def product_v2_to_v1(product: v2.Product) -> v1.Product:
-    """Convert a v2 product to v1.
-
-    Args:
-        product: The v2 product.
-
-    Returns:
-        The same product with a float price and a separate currency.
-    """
-    fields = product.model_dump(exclude={"price"})
-    return v1.Product(
-        **fields, price=money_to_price(product.price), currency=product.price.currency
-    )
+    """The same product in v1: a float price and a separate currency."""
+    return _with_float_price(v1.Product, product)
 
 
 def product_create_v1_to_v2(create: v1.ProductCreate) -> v2.ProductCreate:
-    """Convert a v1 create body to v2.
-
-    Args:
-        create: The v1 body.
-
-    Returns:
-        The v2 body.
-    """
-    fields = create.model_dump(exclude={"price", "currency"})
-    return v2.ProductCreate(**fields, price=price_to_money(create.price, create.currency))
+    """The same create body in v2."""
+    return _with_money(v2.ProductCreate, create)
 
 
 def product_create_v2_to_v1(create: v2.ProductCreate) -> v1.ProductCreate:
-    """Convert a v2 create body to v1.
+    """The same create body in v1."""
+    return _with_float_price(v1.ProductCreate, create)
 
-    Args:
-        create: The v2 body.
 
-    Returns:
-        The v1 body.
-    """
-    fields = create.model_dump(exclude={"price"})
-    return v1.ProductCreate(
-        **fields, price=money_to_price(create.price), currency=create.price.currency
-    )
+def _with_money(model: type[M], source: v1.Product | v1.ProductCreate) -> M:
+    fields = source.model_dump(exclude={"price", "currency"})
+    return model(**fields, price=price_to_money(source.price, source.currency))
+
+
+def _with_float_price(model: type[M], source: v2.Product | v2.ProductCreate) -> M:
+    fields = source.model_dump(exclude={"price"})
+    return model(**fields, price=money_to_price(source.price), currency=source.price.currency)
 
 
 def product_update_v1_to_v2(update: v1.ProductUpdate, current_currency: str) -> v2.ProductUpdate:
@@ -256,13 +234,8 @@ def prediction_v1_to_v2(prediction: v1.PredictionResponse) -> v2.Prediction | No
     """
     if prediction.label is None or prediction.probabilities is None:
         return None
-    return v2.Prediction(
-        label=prediction.label,
-        prediction=prediction.prediction,
-        confidence=prediction.confidence,
-        probabilities=prediction.probabilities,
-        model_version=prediction.model_version,
-    )
+    # Every v2 field is a v1 one: v2 reads them by name and leaves the rest out.
+    return v2.Prediction.model_validate(prediction, from_attributes=True)
 
 
 def enriched_v1_to_v2(enriched: v1.EnrichedProduct) -> v2.EnrichedProduct:

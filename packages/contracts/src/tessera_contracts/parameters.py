@@ -8,7 +8,7 @@ from them, so a parameter is declared here once.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from pydantic import Field
@@ -25,6 +25,12 @@ STREAM_SEQUENCE_MAX: Final = 2**64 - 1
 # PostgreSQL text cannot hold U+0000; refusing it up front gives the client a
 # 422 that points at the parameter instead of a database error.
 _NO_NUL: Final = r"^[^\x00]+$"
+
+
+def _header(alias: str, description: str, **constraints: Any) -> Any:
+    """An optional header field, named by its alias (header models' rule)."""
+    return Field(default=None, alias=alias, description=description, **constraints)
+
 
 Limit = Annotated[
     int,
@@ -87,38 +93,32 @@ class PageQuery(Contract):
 class IdempotencyHeaders(Contract):
     """Headers of a create that can be retried safely."""
 
-    idempotency_key: str | None = Field(
-        default=None,
-        alias="Idempotency-Key",
+    idempotency_key: str | None = _header(
+        "Idempotency-Key",
+        "Makes a retry of this create return the first response (a different body with the "
+        "same key is 409). Remembered for 24 h by default; the gateway itself retries such a "
+        "request when the catalog is briefly unavailable.",
         min_length=1,
         max_length=255,
         pattern=r"^[\x21-\x7e]+$",
-        description="Makes a retry of this create return the first response (a different "
-        "body with the same key is 409). Remembered for 24 h by default; the gateway "
-        "itself retries such a request when the catalog is briefly unavailable.",
     )
 
 
 class IfMatchHeaders(Contract):
     """Headers of a conditional write."""
 
-    if_match: str | None = Field(
-        default=None,
-        alias="If-Match",
+    if_match: str | None = _header(
+        "If-Match",
+        "ETag from a GET; the write happens only if the product is unchanged (else 412).",
         max_length=1024,
-        description="ETag from a GET; the write happens only if the product is unchanged "
-        "(else 412).",
     )
 
 
 class IfNoneMatchHeaders(Contract):
     """Headers of a conditional read."""
 
-    if_none_match: str | None = Field(
-        default=None,
-        alias="If-None-Match",
-        max_length=1024,
-        description="ETags you have: 304 when the product is unchanged.",
+    if_none_match: str | None = _header(
+        "If-None-Match", "ETags you have: 304 when the product is unchanged.", max_length=1024
     )
 
 
@@ -133,11 +133,10 @@ class EventsQuery(Contract):
 class EventsHeaders(Contract):
     """Headers of `GET /v1/events`."""
 
-    last_event_id: StreamSequence | None = Field(
-        default=None,
-        alias="Last-Event-ID",
-        description="Resume after this event id (browsers send it when they reconnect). "
-        "An id beyond the stream resumes with the next new event.",
+    last_event_id: StreamSequence | None = _header(
+        "Last-Event-ID",
+        "Resume after this event id (browsers send it when they reconnect). An id beyond the "
+        "stream resumes with the next new event.",
     )
 
 

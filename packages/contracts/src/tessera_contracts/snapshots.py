@@ -50,14 +50,13 @@ OPERATIONS_DIR = "operations"
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The current schema document of one contract and where it is committed."""
+    """The current schema `document` of one contract (to compare with, or write to,
+    its committed file), its `relpath` under the schemas directory (`v1/Product.json`)
+    and its `name` in reports (`v1.Product`, `inference.v1.predict`)."""
 
     name: str
-    """Name in reports, e.g. `v1.Product` or `inference.v1.predict`."""
     relpath: str
-    """Path under the schemas directory, e.g. `v1/Product.json`."""
     document: Document
-    """The document to compare with (or write to) that file."""
 
 
 def model_part(schema_of: BaseModel | type[BaseModel] | TypeAdapter[Any]) -> Document:

@@ -80,12 +80,8 @@ class ProductCreate(Contract):
     """Feature vector for predictions."""
 
 
-class ProductUpdate(Patch):
-    """Body of `PATCH /v1/products/{id}`: only the fields present change.
-
-    At least one field is required. `null` is accepted only for `features`,
-    where it removes the feature vector.
-    """
+class ProductUpdateBase(Patch):
+    """The fields of `ProductUpdate` that every version shares; each adds its price."""
 
     nullable = frozenset({"features"})
 
@@ -97,6 +93,15 @@ class ProductUpdate(Patch):
     """New description."""
     category: Category | None = None
     """New category."""
+
+
+class ProductUpdate(ProductUpdateBase):
+    """Body of `PATCH /v1/products/{id}`: only the fields present change.
+
+    At least one field is required. `null` is accepted only for `features`,
+    where it removes the feature vector.
+    """
+
     price: Price | None = None
     """New unit price."""
     currency: CurrencyCode | None = None

@@ -8,20 +8,18 @@ from pydantic import TypeAdapter
 
 from tessera_contracts._base import RequestSubject, Subject
 from tessera_contracts.events import CloudEvent, new_event
-from tessera_contracts.v1.events import (
-    CatalogEvent,
-    InventoryUpdated,
-    ProductCreated,
-    ProductDeleted,
-    ProductUpdated,
-    ReviewCreated,
-)
+from tessera_contracts.v1 import events
 from tessera_contracts.v1.inference import PredictionRequest, PredictionResponse
 
 # Bound to the union, so `new_catalog_event(ProductCreated(...))` is typed
 # `CloudEvent[ProductCreated]`, which `PRODUCT_CREATED.encode` accepts.
 E = TypeVar(
-    "E", bound=ProductCreated | ProductUpdated | ProductDeleted | ReviewCreated | InventoryUpdated
+    "E",
+    bound=events.ProductCreated
+    | events.ProductUpdated
+    | events.ProductDeleted
+    | events.ReviewCreated
+    | events.InventoryUpdated,
 )
 
 PREDICT: Final = RequestSubject("inference.v1.predict", PredictionRequest, PredictionResponse)
@@ -34,11 +32,13 @@ CATALOG_SUBJECTS: Final = "catalog.v1.>"
 CATALOG_SOURCE: Final = "/tessera/catalog"
 """CloudEvents `source` of every catalog event."""
 
-PRODUCT_CREATED: Final = Subject("catalog.v1.product.created", CloudEvent[ProductCreated])
-PRODUCT_UPDATED: Final = Subject("catalog.v1.product.updated", CloudEvent[ProductUpdated])
-PRODUCT_DELETED: Final = Subject("catalog.v1.product.deleted", CloudEvent[ProductDeleted])
-REVIEW_CREATED: Final = Subject("catalog.v1.review.created", CloudEvent[ReviewCreated])
-INVENTORY_UPDATED: Final = Subject("catalog.v1.inventory.updated", CloudEvent[InventoryUpdated])
+PRODUCT_CREATED: Final = Subject("catalog.v1.product.created", CloudEvent[events.ProductCreated])
+PRODUCT_UPDATED: Final = Subject("catalog.v1.product.updated", CloudEvent[events.ProductUpdated])
+PRODUCT_DELETED: Final = Subject("catalog.v1.product.deleted", CloudEvent[events.ProductDeleted])
+REVIEW_CREATED: Final = Subject("catalog.v1.review.created", CloudEvent[events.ReviewCreated])
+INVENTORY_UPDATED: Final = Subject(
+    "catalog.v1.inventory.updated", CloudEvent[events.InventoryUpdated]
+)
 
 CATALOG_EVENT_SUBJECTS: Final[tuple[Subject[Any], ...]] = (
     PRODUCT_CREATED,
@@ -49,11 +49,11 @@ CATALOG_EVENT_SUBJECTS: Final[tuple[Subject[Any], ...]] = (
 )
 """Every subject of `CATALOG_STREAM`."""
 
-CATALOG_EVENT_ADAPTER: Final = TypeAdapter(CloudEvent[CatalogEvent])
+CATALOG_EVENT_ADAPTER: Final = TypeAdapter(CloudEvent[events.CatalogEvent])
 """Decodes any event of `CATALOG_STREAM`: `CATALOG_EVENT_ADAPTER.validate_json(msg.data)`."""
 
 
-def catalog_subject(data: CatalogEvent) -> str:
+def catalog_subject(data: events.CatalogEvent) -> str:
     """The subject an event's data is published on.
 
     Args:

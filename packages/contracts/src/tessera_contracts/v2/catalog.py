@@ -21,7 +21,6 @@ from pydantic import (
 )
 
 from tessera_contracts._base import Contract
-from tessera_contracts._patch import Patch
 from tessera_contracts._types import (
     Category,
     CurrencyCode,
@@ -30,7 +29,13 @@ from tessera_contracts._types import (
     ProductName,
     Sku,
 )
-from tessera_contracts.v1.catalog import DegradedPart, Inventory, Review, ReviewSummary
+from tessera_contracts.v1.catalog import (
+    DegradedPart,
+    Inventory,
+    ProductUpdateBase,
+    Review,
+    ReviewSummary,
+)
 
 _STRICT = ConfigDict(strict=True)
 
@@ -116,23 +121,13 @@ class ProductCreate(Contract):
     """Feature vector for predictions."""
 
 
-class ProductUpdate(Patch):
+class ProductUpdate(ProductUpdateBase):
     """Body of `PATCH /v2/products/{id}`: only the fields present change.
 
     At least one field is required. `null` is accepted only for `features`,
     where it removes the feature vector.
     """
 
-    nullable = frozenset({"features"})
-
-    sku: Sku | None = None
-    """New stock keeping unit."""
-    name: ProductName | None = None
-    """New display name."""
-    description: Description | None = None
-    """New description."""
-    category: Category | None = None
-    """New category."""
     price: Money | None = None
     """New unit price (amount and currency together)."""
     features: FeatureVector | None = None

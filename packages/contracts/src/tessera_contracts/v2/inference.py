@@ -8,7 +8,7 @@ as the protocol requires, rather than `Problem`.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -40,11 +40,18 @@ def _element_count(data: list[Any]) -> int:
     return sum(_element_count(item) if isinstance(item, list) else 1 for item in data)
 
 
-def _check_data_matches_shape(name: str, shape: list[int], data: list[Any]) -> None:
-    expected = math.prod(shape)
-    actual = _element_count(data)
+def _data_matches_shape(tensor: RequestInput | ResponseOutput) -> Any:
+    expected = math.prod(tensor.shape)
+    actual = _element_count(tensor.data)
     if actual != expected:
-        raise ValueError(f"tensor {name!r}: shape {shape} needs {expected} elements, got {actual}")
+        raise ValueError(
+            f"tensor {tensor.name!r}: shape {tensor.shape} needs {expected} elements, got {actual}"
+        )
+    return tensor
+
+
+_DATA_MATCHES_SHAPE: Final = model_validator(mode="after")(_data_matches_shape)
+"""The model validator of both tensor models (`RequestInput`, `ResponseOutput`)."""
 
 
 class ServerLiveResponse(Contract):
@@ -121,10 +128,7 @@ class RequestInput(Contract):
     data: list[Any]
     """Elements in row-major order, flat or nested like `shape`."""
 
-    @model_validator(mode="after")
-    def _data_matches_shape(self) -> Self:
-        _check_data_matches_shape(self.name, self.shape, self.data)
-        return self
+    _data_matches_shape = _DATA_MATCHES_SHAPE
 
 
 class RequestOutput(Contract):
@@ -163,10 +167,7 @@ class ResponseOutput(Contract):
     data: list[Any]
     """Elements in row-major order, flat or nested like `shape`."""
 
-    @model_validator(mode="after")
-    def _data_matches_shape(self) -> Self:
-        _check_data_matches_shape(self.name, self.shape, self.data)
-        return self
+    _data_matches_shape = _DATA_MATCHES_SHAPE
 
 
 class InferenceResponse(Contract):

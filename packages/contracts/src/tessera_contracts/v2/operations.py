@@ -5,30 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from pydantic import BaseModel
+
+from tessera_contracts._catalog_operations import catalog_read, product_operations
 from tessera_contracts.operations import (
-    CATALOG,
-    CATALOG_READ,
-    CATALOG_WRITE,
     INFERENCE,
     INFERENCE_PREDICT,
     Answer,
+    Method,
     Operation,
     table,
 )
-from tessera_contracts.parameters import (
-    IdempotencyHeaders,
-    IfMatchHeaders,
-    IfNoneMatchHeaders,
-    ModelPath,
-    ModelVersionPath,
-    ProductCursorQuery,
-    ProductPath,
-)
-from tessera_contracts.v1.operations import (
-    NOT_MODIFIED,
-    PRODUCT_CREATED_HEADERS,
-    PRODUCT_ETAG,
-)
+from tessera_contracts.parameters import ModelPath, ModelVersionPath, ProductCursorQuery
 from tessera_contracts.v2.catalog import (
     EnrichedProduct,
     Product,
@@ -47,7 +35,6 @@ from tessera_contracts.v2.inference import (
     ServerReadyResponse,
 )
 
-_CATALOG_TAGS: Final = ("catalog v2",)
 _OIP_TAGS: Final = ("inference",)
 
 _PRODUCT_EXAMPLE: Final[dict[str, Any]] = {
@@ -71,240 +58,144 @@ _INFER_EXAMPLE: Final[dict[str, Any]] = {
     ],
 }
 
-LIST_PRODUCTS: Final = Operation(
-    id="list_products",
-    version="v2",
-    method="GET",
-    path="/v2/products",
-    owner=CATALOG,
-    scope=CATALOG_READ,
-    anonymous=True,
-    summary="List products, oldest first, one keyset page at a time.",
+LIST_PRODUCTS: Final = catalog_read(
+    "v2",
+    "list_products",
+    "/products",
+    "List products, oldest first, one keyset page at a time.",
     query=ProductCursorQuery,
     response=ProductPage,
     errors=(400, 422),
-    tags=_CATALOG_TAGS,
 )
-CREATE_PRODUCT: Final = Operation(
-    id="create_product",
-    version="v2",
-    method="POST",
-    path="/v2/products",
-    owner=CATALOG,
-    scope=CATALOG_WRITE,
-    summary="Create a product; 201 with Location and ETag. Idempotent with an Idempotency-Key.",
-    headers=IdempotencyHeaders,
-    body=ProductCreate,
-    body_examples={"a lamp": _PRODUCT_EXAMPLE},
-    status=201,
-    response=Product,
-    response_headers=PRODUCT_CREATED_HEADERS,
-    errors=(409, 422),
-    tags=_CATALOG_TAGS,
+_PRODUCTS: Final = product_operations(
+    "v2",
+    product=Product,
+    create=(ProductCreate, _PRODUCT_EXAMPLE),
+    update=(ProductUpdate, {"price": {"amount": "44.90", "currency": "EUR"}}),
+    enriched=(
+        EnrichedProduct,
+        "Product, recent reviews with summary, inventory and a prediction with class "
+        "probabilities.",
+    ),
 )
-GET_PRODUCT: Final = Operation(
-    id="get_product",
-    version="v2",
-    method="GET",
-    path="/v2/products/{product_id}",
-    owner=CATALOG,
-    scope=CATALOG_READ,
-    anonymous=True,
-    summary="Get one product, with its ETag (If-None-Match gives 304 when unchanged).",
-    path_params=ProductPath,
-    headers=IfNoneMatchHeaders,
-    response=Product,
-    response_headers=PRODUCT_ETAG,
-    errors=(404, 422),
-    answers=(NOT_MODIFIED,),
-    tags=_CATALOG_TAGS,
-)
-UPDATE_PRODUCT: Final = Operation(
-    id="update_product",
-    version="v2",
-    method="PATCH",
-    path="/v2/products/{product_id}",
-    owner=CATALOG,
-    scope=CATALOG_WRITE,
-    summary="Change some fields; with If-Match, only if the product is still at that ETag "
-    "(else 412).",
-    path_params=ProductPath,
-    headers=IfMatchHeaders,
-    body=ProductUpdate,
-    body_examples={"new price": {"price": {"amount": "44.90", "currency": "EUR"}}},
-    response=Product,
-    response_headers=PRODUCT_ETAG,
-    errors=(404, 409, 412, 422),
-    tags=_CATALOG_TAGS,
-)
-DELETE_PRODUCT: Final = Operation(
-    id="delete_product",
-    version="v2",
-    method="DELETE",
-    path="/v2/products/{product_id}",
-    owner=CATALOG,
-    scope=CATALOG_WRITE,
-    summary="Delete a product with its reviews and inventory; If-Match is honoured.",
-    path_params=ProductPath,
-    headers=IfMatchHeaders,
-    status=204,
-    errors=(404, 412, 422),
-    tags=_CATALOG_TAGS,
-)
-GET_ENRICHED_PRODUCT: Final = Operation(
-    id="get_enriched_product",
-    version="v2",
-    method="GET",
-    path="/v2/products/{product_id}/enriched",
-    owner=CATALOG,
-    scope=CATALOG_READ,
-    anonymous=True,
-    summary="Product, recent reviews with summary, inventory and a prediction with class "
-    "probabilities.",
-    description="A part that fails or is slow is left out and named in `degraded`.",
-    path_params=ProductPath,
-    response=EnrichedProduct,
-    errors=(404, 422, 503),
-    tags=_CATALOG_TAGS,
-)
-
+CREATE_PRODUCT, GET_PRODUCT, UPDATE_PRODUCT, DELETE_PRODUCT, GET_ENRICHED_PRODUCT = _PRODUCTS
 
 # The Open Inference Protocol's errors are its `{"error": ...}` body, which existing
 # OIP clients parse: 400 for any bad request (invalid input included, so no 422),
 # 404 for an unknown model or version, 503 while the server shuts down.
-_OIP: Final[dict[str, Any]] = {
-    "owner": INFERENCE,
-    "scope": INFERENCE_PREDICT,
-    "error_model": InferenceErrorResponse,
-    "error_media_type": "application/json",
-    "validation_status": 400,
-    "error_descriptions": {
-        400: "Bad request or tensor",
-        404: "Unknown model or version",
-        503: "Shutting down",
-    },
-    "tags": _OIP_TAGS,
+_OIP_ERROR_DESCRIPTIONS: Final = {
+    400: "Bad request or tensor",
+    404: "Unknown model or version",
+    503: "Shutting down",
 }
 _OIP_ERRORS: Final = (400, 404, 503)
 
-SERVER_METADATA: Final = Operation(
-    id="server_metadata",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2",
-    summary="Open Inference Protocol: server name, version and extensions.",
+
+def _oip(id: str, path: str, summary: str, method: Method = "GET", **fields: Any) -> Operation:
+    """An Open Inference Protocol operation at `/v2{path}`; its reads are anonymous."""
+    return Operation(
+        id=id,
+        version="v2",
+        method=method,
+        path=f"/v2{path}",
+        anonymous=method == "GET",
+        owner=INFERENCE,
+        scope=INFERENCE_PREDICT,
+        summary=summary,
+        error_model=InferenceErrorResponse,
+        error_media_type="application/json",
+        validation_status=400,
+        error_descriptions=_OIP_ERROR_DESCRIPTIONS,
+        tags=_OIP_TAGS,
+        **fields,
+    )
+
+
+def _infer(id: str, path: str, summary: str, path_params: type[BaseModel]) -> Operation:
+    """`POST .../infer`: an inference changes nothing, so a failed attempt may be repeated."""
+    return _oip(
+        id,
+        path,
+        summary,
+        method="POST",
+        path_params=path_params,
+        body=InferenceRequest,
+        body_examples={"two rows": _INFER_EXAMPLE},
+        response=InferenceResponse,
+        errors=_OIP_ERRORS,
+        retry="always",
+    )
+
+
+SERVER_METADATA: Final = _oip(
+    "server_metadata",
+    "",
+    "Open Inference Protocol: server name, version and extensions.",
     response=ServerMetadataResponse,
-    **_OIP,
 )
-SERVER_LIVE: Final = Operation(
-    id="server_live",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/health/live",
-    summary="Open Inference Protocol: whether the inference server is alive.",
+SERVER_LIVE: Final = _oip(
+    "server_live",
+    "/health/live",
+    "Open Inference Protocol: whether the inference server is alive.",
     response=ServerLiveResponse,
-    **_OIP,
 )
-SERVER_READY: Final = Operation(
-    id="server_ready",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/health/ready",
-    summary="Open Inference Protocol: whether the inference server can infer "
+SERVER_READY: Final = _oip(
+    "server_ready",
+    "/health/ready",
+    "Open Inference Protocol: whether the inference server can infer "
     "(models loaded, not shutting down).",
     response=ServerReadyResponse,
     answers=(Answer(503, "Not ready", ServerReadyResponse),),
-    **_OIP,
 )
-MODEL_METADATA: Final = Operation(
-    id="model_metadata",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/models/{name}",
-    summary="Inputs, outputs and versions of a model (its latest version).",
+MODEL_METADATA: Final = _oip(
+    "model_metadata",
+    "/models/{name}",
+    "Inputs, outputs and versions of a model (its latest version).",
     path_params=ModelPath,
     response=ModelMetadataResponse,
     errors=_OIP_ERRORS,
-    **_OIP,
 )
-MODEL_VERSION_METADATA: Final = Operation(
-    id="model_version_metadata",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/models/{name}/versions/{version}",
-    summary="Inputs, outputs and versions of one model version (`1.0`, `1`, `v1` name the same).",
+MODEL_VERSION_METADATA: Final = _oip(
+    "model_version_metadata",
+    "/models/{name}/versions/{version}",
+    "Inputs, outputs and versions of one model version (`1.0`, `1`, `v1` name the same).",
     path_params=ModelVersionPath,
     response=ModelMetadataResponse,
     errors=_OIP_ERRORS,
-    **_OIP,
 )
-MODEL_READY: Final = Operation(
-    id="model_ready",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/models/{name}/ready",
-    summary="Whether a model can infer (every loaded model can; unknown ones are 404).",
+MODEL_READY: Final = _oip(
+    "model_ready",
+    "/models/{name}/ready",
+    "Whether a model can infer (every loaded model can; unknown ones are 404).",
     path_params=ModelPath,
     response=ModelReadyResponse,
     errors=_OIP_ERRORS,
-    **_OIP,
 )
-MODEL_VERSION_READY: Final = Operation(
-    id="model_version_ready",
-    version="v2",
-    method="GET",
-    anonymous=True,
-    path="/v2/models/{name}/versions/{version}/ready",
-    summary="Whether a model version can infer.",
+MODEL_VERSION_READY: Final = _oip(
+    "model_version_ready",
+    "/models/{name}/versions/{version}/ready",
+    "Whether a model version can infer.",
     path_params=ModelVersionPath,
     response=ModelReadyResponse,
     errors=_OIP_ERRORS,
-    **_OIP,
 )
-INFER: Final = Operation(
-    id="infer",
-    version="v2",
-    method="POST",
-    path="/v2/models/{name}/infer",
-    summary="Class probabilities for a batch of rows, from the model's latest version.",
-    path_params=ModelPath,
-    body=InferenceRequest,
-    body_examples={"two rows": _INFER_EXAMPLE},
-    response=InferenceResponse,
-    errors=_OIP_ERRORS,
-    # An inference changes nothing: a failed attempt may be repeated.
-    retry="always",
-    **_OIP,
+INFER: Final = _infer(
+    "infer",
+    "/models/{name}/infer",
+    "Class probabilities for a batch of rows, from the model's latest version.",
+    ModelPath,
 )
-INFER_VERSION: Final = Operation(
-    id="infer_version",
-    version="v2",
-    method="POST",
-    path="/v2/models/{name}/versions/{version}/infer",
-    summary="Class probabilities for a batch of rows, from one model version.",
-    path_params=ModelVersionPath,
-    body=InferenceRequest,
-    body_examples={"two rows": _INFER_EXAMPLE},
-    response=InferenceResponse,
-    errors=_OIP_ERRORS,
-    retry="always",
-    **_OIP,
+INFER_VERSION: Final = _infer(
+    "infer_version",
+    "/models/{name}/versions/{version}/infer",
+    "Class probabilities for a batch of rows, from one model version.",
+    ModelVersionPath,
 )
 
 OPERATIONS: Final = table(
     (
         LIST_PRODUCTS,
-        CREATE_PRODUCT,
-        GET_PRODUCT,
-        UPDATE_PRODUCT,
-        DELETE_PRODUCT,
-        GET_ENRICHED_PRODUCT,
+        *_PRODUCTS,
         SERVER_METADATA,
         SERVER_LIVE,
         SERVER_READY,
