@@ -24,100 +24,32 @@ _EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 # Separate from the migration lock: seeding waits for another seeder, not for migrations.
 SEED_LOCK_KEY = 0x7465737365656421 & 0x7FFFFFFFFFFFFFFF
 
-# (category, sku prefix, nouns, price range in USD)
-_CATEGORIES: list[tuple[str, str, list[str], tuple[int, int]]] = [
-    (
-        "home",
-        "HOM",
-        ["Lamp", "Throw Blanket", "Vase", "Wall Clock", "Cushion", "Mirror"],
-        (12, 180),
-    ),
-    (
-        "kitchen",
-        "KIT",
-        ["Chef's Knife", "Skillet", "Kettle", "Cutting Board", "Teapot", "Dutch Oven"],
-        (9, 240),
-    ),
-    (
-        "outdoor",
-        "OUT",
-        ["Tent", "Camping Chair", "Lantern", "Hammock", "Cooler", "Trekking Poles"],
-        (19, 420),
-    ),
-    (
-        "electronics",
-        "ELE",
-        ["Headphones", "Bluetooth Speaker", "Power Bank", "Desk Charger", "Webcam", "E-Reader"],
-        (15, 350),
-    ),
-    (
-        "office",
-        "OFF",
-        ["Notebook", "Desk Organizer", "Fountain Pen", "Monitor Stand", "Desk Mat", "Task Chair"],
-        (5, 460),
-    ),
-    (
-        "garden",
-        "GAR",
-        ["Planter", "Watering Can", "Pruning Shears", "Garden Hose", "Seed Tray", "Trowel"],
-        (6, 95),
-    ),
-    (
-        "sports",
-        "SPO",
-        ["Yoga Mat", "Water Bottle", "Jump Rope", "Kettlebell", "Foam Roller", "Running Vest"],
-        (8, 160),
-    ),
-    (
-        "toys",
-        "TOY",
-        ["Building Blocks", "Puzzle", "Kite", "Wooden Train", "Board Game", "Plush Bear"],
-        (7, 85),
-    ),
-]
-_ADJECTIVES = [
-    "Classic",
-    "Compact",
-    "Deluxe",
-    "Everyday",
-    "Nordic",
-    "Urban",
-    "Heritage",
-    "Studio",
-    "Trail",
-    "Modern",
-]
-_MATERIALS = [
-    "Oak",
-    "Linen",
-    "Ceramic",
-    "Steel",
-    "Bamboo",
-    "Recycled",
-    "Walnut",
-    "Cotton",
-    "Aluminium",
-    "Cork",
-]
+# category, sku prefix, price range in USD, then the nouns (comma-separated)
+_CATEGORY_TABLE = """
+home         HOM  12 180  Lamp, Throw Blanket, Vase, Wall Clock, Cushion, Mirror
+kitchen      KIT   9 240  Chef's Knife, Skillet, Kettle, Cutting Board, Teapot, Dutch Oven
+outdoor      OUT  19 420  Tent, Camping Chair, Lantern, Hammock, Cooler, Trekking Poles
+electronics  ELE  15 350  Headphones, Bluetooth Speaker, Power Bank, Desk Charger, Webcam, E-Reader
+office       OFF   5 460  Notebook, Desk Organizer, Fountain Pen, Monitor Stand, Desk Mat, Task Chair
+garden       GAR   6  95  Planter, Watering Can, Pruning Shears, Garden Hose, Seed Tray, Trowel
+sports       SPO   8 160  Yoga Mat, Water Bottle, Jump Rope, Kettlebell, Foam Roller, Running Vest
+toys         TOY   7  85  Building Blocks, Puzzle, Kite, Wooden Train, Board Game, Plush Bear
+"""
+
+
+def _categories(table: str) -> list[tuple[str, str, list[str], tuple[int, int]]]:
+    rows = []
+    for line in table.strip().splitlines():
+        category, prefix, low, high, nouns = line.split(maxsplit=4)
+        rows.append((category, prefix, nouns.split(", "), (int(low), int(high))))
+    return rows
+
+
+_CATEGORIES = _categories(_CATEGORY_TABLE)
+_ADJECTIVES = "Classic Compact Deluxe Everyday Nordic Urban Heritage Studio Trail Modern".split()
+_MATERIALS = "Oak Linen Ceramic Steel Bamboo Recycled Walnut Cotton Aluminium Cork".split()
 _COLORS = ["charcoal", "sand", "forest green", "navy", "terracotta", "ivory", "slate", "mustard"]
-_FIRST = [
-    "Ana",
-    "Ben",
-    "Chloé",
-    "Dev",
-    "Emma",
-    "Farid",
-    "Grace",
-    "Hiro",
-    "Ines",
-    "Jonas",
-    "Kemi",
-    "Luca",
-    "Maya",
-    "Nils",
-    "Olu",
-    "Priya",
-]
+_FIRST = "Ana Ben Chloé Dev Emma Farid Grace Hiro Ines Jonas Kemi Luca Maya Nils Olu Priya".split()
 _LAST = "ABCDEFGHJKLMNOPRSTVW"
 _TITLES = {
     1: ["Disappointed", "Broke within a week", "Not as described"],
