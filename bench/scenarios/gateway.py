@@ -62,7 +62,6 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "gateway": Variant(),
-    "gateway, FastAPI routing (no fast lane)": Variant({"GATEWAY_FAST_LANE": "false"}),
     "gateway, httpx client": Variant({"GATEWAY_UPSTREAM_CLIENT": "httpx"}),
     "gateway, stock uvicorn protocol (no header limits)": Variant(hardened=False),
 }

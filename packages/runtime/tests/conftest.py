@@ -80,16 +80,6 @@ def build_demo_app(probes: Probes | None = None, *, title: str = "demo") -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         yield {"started": True}
 
-    app = create_service_app(
-        title=title,
-        version="1.2.3",
-        lifespan=lifespan,
-        readiness_checks=[
-            ReadinessCheck("postgres", probes.postgres),
-            ReadinessCheck("nats", probes.nats, timeout_s=0.2),
-        ],
-    )
-
     # Nested routers, as services build /v1: the metrics route label must still
     # be the full template.
     products = APIRouter(prefix="/products", tags=["products"])
@@ -116,13 +106,23 @@ def build_demo_app(probes: Probes | None = None, *, title: str = "demo") -> Fast
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(products)
-    app.include_router(v1)
+    top_level = APIRouter()
 
-    @app.get("/top/{name}")
+    @top_level.get("/top/{name}")
     async def top(name: str) -> dict[str, str]:
-        """A route on the app itself."""
+        """A route at the top level."""
         return {"name": name}
 
+    app = create_service_app(
+        title=title,
+        version="1.2.3",
+        lifespan=lifespan,
+        routers=[v1, top_level],
+        readiness_checks=[
+            ReadinessCheck("postgres", probes.postgres),
+            ReadinessCheck("nats", probes.nats, timeout_s=0.2),
+        ],
+    )
     return app
 
 

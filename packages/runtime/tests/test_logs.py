@@ -6,7 +6,9 @@ import io
 import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -98,6 +100,56 @@ class TestConfigureLogging:
         [line] = lines(stream)
         assert "Traceback" in line["exc_info"]
         assert "KeyError: 'sku'" in line["exc_info"]
+
+    def test_a_dict_message_is_merged_into_the_line(self) -> None:
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+        event = {"event": "relay.batch", "published": 3}
+
+        logging.getLogger("x").info(event)
+
+        [line] = lines(stream)
+        assert line["message"] == ""
+        assert (line["event"], line["published"]) == ("relay.batch", 3)
+        assert event == {"event": "relay.batch", "published": 3}  # the caller's dict is untouched
+
+    def test_lines_stay_ascii_whatever_the_values(self) -> None:
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+
+        logging.getLogger("x").info("café %s", "naïve", extra={"huge": 2**70})
+
+        [raw] = stream.getvalue().splitlines()
+        assert raw.isascii()
+        line = json.loads(raw)
+        assert line["message"] == "café naïve"
+        assert line["huge"] == 2**70
+
+    def test_values_json_has_no_type_for_are_written_readably(self) -> None:
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+        when = datetime(2025, 1, 6, 9, 17, tzinfo=UTC)
+        product_id = UUID("5d0c8f61-4a39-5d27-9a61-6b6f5b1d8a2e")
+
+        logging.getLogger("x").info(
+            "odd values",
+            extra={"when": when, "id": product_id, "error": KeyError("sku"), "kinds": {"a"}},
+        )
+
+        [line] = lines(stream)
+        assert line["when"] == "2025-01-06T09:17:00+00:00"
+        assert line["id"] == str(product_id)
+        assert line["error"] == "KeyError: 'sku'"
+        assert line["kinds"] == "{'a'}"
+
+    def test_stack_info_is_written(self) -> None:
+        stream = io.StringIO()
+        configure_logging("catalog", "INFO", stream=stream)
+
+        logging.getLogger("x").info("where am I", stack_info=True)
+
+        [line] = lines(stream)
+        assert "test_stack_info_is_written" in line["stack_info"]
 
     def test_uvicorn_logs_go_through_the_json_handler(self) -> None:
         stream = io.StringIO()

@@ -7,9 +7,11 @@ import asyncio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tessera_runtime import create_service_app, request_id
@@ -174,11 +176,13 @@ class TestRouteTemplates:
 
 class TestInTheApp:
     async def test_api_routes_are_matched_before_operational_ones(self) -> None:
-        app = create_service_app(title="t", version="0")
+        api = APIRouter()
 
-        @app.get("/v1/things")
+        @api.get("/v1/things")
         async def things() -> list[str]:
             return []
+
+        app = create_service_app(title="t", version="0", routers=[api])
 
         async with (
             LifespanManager(app) as manager,
@@ -190,18 +194,25 @@ class TestInTheApp:
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/static/docs/favicon.png")).status_code == 200
 
-        paths = [getattr(route, "path", None) for route in app.router.routes]
-        assert paths.index("/v1/things") < paths.index("/healthz")
-        assert paths.index("/v1/things") < paths.index("/openapi.json")
+        # The included router is one entry of the app's routes (FastAPI keeps it nested).
+        routes = app.router.routes
+        included = next(
+            i for i, r in enumerate(routes) if getattr(r, "original_router", None) is api
+        )
+        paths = [getattr(route, "path", None) for route in routes]
+        assert included < paths.index("/healthz")
+        assert included < paths.index("/openapi.json")
 
     async def test_middleware_added_by_a_service_runs_inside_the_context(self) -> None:
         seen: list[str | None] = []
-        app: FastAPI = create_service_app(title="t", version="0")
 
-        @app.middleware("http")
-        async def record(request: object, call_next: object) -> JSONResponse:
+        async def record(request: Request, call_next: RequestResponseEndpoint) -> Response:
             seen.append(request_id())
             return JSONResponse({})
+
+        app: FastAPI = create_service_app(
+            title="t", version="0", middleware=[Middleware(BaseHTTPMiddleware, dispatch=record)]
+        )
 
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"

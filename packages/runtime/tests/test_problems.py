@@ -13,7 +13,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from tessera_runtime import ServiceError, create_service_app, problem_response, status_title
 from tessera_runtime.problems import unparsable_body
@@ -296,6 +298,30 @@ class TestUnexpectedErrors:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             with pytest.raises(RuntimeError, match="hunter2"):
                 await client.get("/v1/products/500")
+
+    async def test_a_service_middleware_s_exception_is_a_500_problem_logged_once(
+        self, log_stream: io.StringIO
+    ) -> None:
+        class Broken:
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] == "http":
+                    raise RuntimeError("middleware bug, password=hunter2")
+                await self.app(scope, receive, send)
+
+        app = create_service_app(title="t", version="0", middleware=[Middleware(Broken)])
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/anything")
+
+        assert_problem(response, 500, "Internal Server Error")
+        assert "hunter2" not in response.text
+        lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+        errors = [line for line in lines if line["level"] == "ERROR"]
+        assert len(errors) == 1
+        assert "RuntimeError: middleware bug" in errors[0]["exc_info"]
 
 
 class TestProblemResponse:

@@ -3,11 +3,13 @@
 In a service's ``create_app``::
 
     configure_logging("catalog", settings.log_level)      # JSON lines on stdout
+    registry = CollectorRegistry()
+    metrics = CatalogMetrics(registry)                     # the service's own
     app = create_service_app(
         title="catalog", version=__version__, lifespan=lifespan,
+        routers=[api.v1.router], registry=registry,
         readiness_checks=[ReadinessCheck("postgres", ping_postgres, timeout_s=1.0)],
     )
-    app.include_router(api.v1.router)
 
 * Errors: subclass :class:`ServiceError` once (``CatalogError``), then one class
   per problem with a ``status_code``; raising it answers ``application/problem+json``
@@ -15,7 +17,9 @@ In a service's ``create_app``::
   ``responses=problem_responses(404, 409)`` or ``PROBLEM_RESPONSES``.
 * Context: ``outgoing_headers()`` gives ``X-Request-ID`` and ``traceparent`` for
   httpx and NATS calls; a NATS handler runs ``with bind_context(msg.headers):``.
-* Metrics: add the service's own to ``app.state.metrics_registry``.
+* Metrics: create the registry, register the service's own metrics in it and
+  pass it as ``registry=``; ``/metrics`` exports it (``app.state.metrics_registry``).
+* Middleware: ``middleware=[Middleware(...)]`` runs inside the request context.
 * Shutdown: ``/readyz`` turns 503 at SIGTERM under ``serve`` (or when lifespan
   shutdown begins, or via ``begin_draining(app)``).
 * Probes: ``ProbeServer(app, host, port)`` serves ``/healthz`` and ``/readyz`` on a

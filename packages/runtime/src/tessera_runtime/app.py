@@ -1,15 +1,30 @@
-"""``create_service_app``: a FastAPI app with everything a Tessera service must have."""
+"""``create_service_app``: a FastAPI app with everything a Tessera service must have.
+
+The app is composed through FastAPI's public API, in the order requests meet it:
+
+* middleware (outermost first): FastAPI's own outer layers (server errors,
+  telemetry, body limit), then :class:`RequestContextMiddleware` (request id,
+  ``traceparent``, HTTP metrics, access log), then the service's ``middleware``,
+  then :class:`UnhandledErrorMiddleware` (an exception nothing handled becomes
+  the 500 problem while the request context is still bound), then FastAPI's
+  exception handlers and routing;
+* routes, in the order the router tries them: the service's ``routers``, then
+  the operational routes (``/openapi.json``, ``/healthz``, ``/readyz``,
+  ``/metrics``, ``/docs``, ``/redoc`` and their assets). The operational routes
+  are rare and fixed paths no API route shares; behind the API routes they cost
+  an API request no match attempts. Routes a service adds to the app itself
+  afterwards are tried after them: pass API routes in ``routers``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.middleware import Middleware
 
 from tessera_runtime.docs import install_docs
 from tessera_runtime.health import (
@@ -22,7 +37,7 @@ from tessera_runtime.health import (
 from tessera_runtime.metrics import HttpMetrics, metrics_endpoint
 from tessera_runtime.middleware import RequestContextMiddleware, RouteTemplates
 from tessera_runtime.openapi import operation_openapi, problem_openapi
-from tessera_runtime.problems import install_problem_handlers
+from tessera_runtime.problems import UnhandledErrorMiddleware, install_problem_handlers
 
 __all__ = ["Lifespan", "create_service_app"]
 
@@ -30,39 +45,14 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
 """A lifespan that yields the service's state (a TypedDict), as in FastAPI."""
 
 _QUIET_ROUTES = ("/healthz", "/readyz", "/metrics")
+_OPENAPI_URL = "/openapi.json"
 
 
 class _ServiceApp(FastAPI):
-    """FastAPI with the request context middleware outside everything else."""
-
-    def __init__(self, *, http_metrics: HttpMetrics, **kwargs: Any) -> None:
-        self._http_metrics = http_metrics
-        self._operational_routes: list[BaseRoute] = []
-        super().__init__(**kwargs)
-
-    def build_middleware_stack(self) -> ASGIApp:
-        # Runs once, on the first ASGI call, after the service added its routers.
-        # Every request walks the route list in order, so the operational routes
-        # (probes, metrics, docs: rare, and fixed paths no API route shares) move
-        # behind the API routes instead of costing each API request a regex match
-        # apiece. (A top-level catch-all route would now shadow them: don't add one.)
-        if self._operational_routes:
-            ops = {id(route) for route in self._operational_routes}
-            api = [route for route in self.router.routes if id(route) not in ops]
-            self.router.routes[:] = api + self._operational_routes
-            self._operational_routes = []
-        # add_middleware() can only place middleware inside ServerErrorMiddleware,
-        # whose 500 response for an unhandled exception would then bypass us: no
-        # X-Request-ID on exactly the responses people need to report, and a status
-        # our metrics never see. Wrapping the whole stack puts us outermost.
-        return RequestContextMiddleware(
-            super().build_middleware_stack(),
-            metrics=self._http_metrics,
-            route_templates=RouteTemplates(self.router),
-            quiet_routes=_QUIET_ROUTES,
-        )
+    """FastAPI whose OpenAPI document shows errors as problems and operations as declared."""
 
     def openapi(self) -> dict[str, Any]:
+        # FastAPI's documented extension point for post-processing the schema.
         if self.openapi_schema is None:
             self.openapi_schema = operation_openapi(
                 problem_openapi(super().openapi()), self.router.routes
@@ -96,6 +86,9 @@ def create_service_app(
     title: str,
     version: str,
     lifespan: Lifespan | None = None,
+    routers: Sequence[APIRouter] = (),
+    middleware: Sequence[Middleware] = (),
+    registry: CollectorRegistry | None = None,
     readiness_checks: Sequence[ReadinessCheck] = (),
     description: str = "",
     openapi_tags: list[dict[str, Any]] | None = None,
@@ -105,14 +98,27 @@ def create_service_app(
     """Create a service's FastAPI app with the shared plumbing installed.
 
     The app has ``/healthz``, ``/readyz`` (running ``readiness_checks``),
-    ``/metrics`` (registry at ``app.state.metrics_registry``), ``/docs`` and
-    ``/redoc`` without any CDN, problem+json error handlers, and a request
-    context middleware (``X-Request-ID``, ``traceparent``, HTTP metrics, access log).
+    ``/metrics``, ``/docs`` and ``/redoc`` without any CDN, problem+json error
+    handlers, and a request context middleware (``X-Request-ID``,
+    ``traceparent``, HTTP metrics, access log) around everything the service
+    brings, so every response carries its request id, the 500 of an unhandled
+    exception included.
 
     Args:
         title: the API title, and the service name unless ``service`` is given.
         version: the service version.
         lifespan: opens the service's resources and yields its state.
+        routers: the service's API routers, included in this order and tried
+            before the operational routes.
+        middleware: the service's own middleware, outermost first; it runs inside
+            the request context (the request id is bound, its responses are
+            counted and logged) and outside FastAPI's exception handlers and
+            routing. An exception escaping it is still a 500 problem, without
+            the request id. (Middleware added later with ``app.add_middleware``
+            runs outside the request context.)
+        registry: the Prometheus registry ``/metrics`` exports, which the service
+            created to register its own metrics in; default: a new one. Either
+            way it is ``app.state.metrics_registry`` too.
         readiness_checks: what ``/readyz`` checks, concurrently, each with its timeout.
         description: OpenAPI description (Markdown).
         openapi_tags: OpenAPI tag metadata.
@@ -122,25 +128,46 @@ def create_service_app(
             (:class:`tessera_runtime.probes.ProbeServer`); the defaults suit production.
 
     Returns:
-        The app; add the service's routers to it.
+        The app.
     """
-    registry = CollectorRegistry()
+    registry = CollectorRegistry() if registry is None else registry
     app = _ServiceApp(
-        http_metrics=HttpMetrics(registry),
         title=title,
         version=version,
         description=description,
         openapi_tags=openapi_tags,
+        # Added below, behind the service's routes (FastAPI would add it first).
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
-        lifespan=_service_lifespan(lifespan),
+        # FastAPI types a lifespan as yielding state or None, not either: this one
+        # yields the service's state, or None for a service without a lifespan.
+        lifespan=cast(Lifespan, _service_lifespan(lifespan)),
         # Metrics and trace context are ours (Prometheus, traceparent); FastAPI's
         # own OpenTelemetry hooks would only add per-request work.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.metrics_registry = registry
     app.state.draining = False
+
+    # add_middleware puts each one outside those added before it: innermost first.
+    app.add_middleware(UnhandledErrorMiddleware)
+    for layer in reversed(middleware):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=HttpMetrics(registry),
+        route_templates=RouteTemplates(app.router),
+        quiet_routes=_QUIET_ROUTES,
+    )
     install_problem_handlers(app)
+
+    for router in routers:
+        app.include_router(router)
+    # FastAPI's own /openapi.json route (root path in `servers` and all), added by
+    # its setup() now that the service's routes are in front of it.
+    app.openapi_url = _OPENAPI_URL
+    app.setup()
     install_health(
         app,
         service=service or title,
@@ -150,5 +177,4 @@ def create_service_app(
     )
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_docs(app)
-    app._operational_routes = list(app.router.routes)
     return app

@@ -1,14 +1,25 @@
-"""JSON logs on stdout, one object per line, carrying the service name and request id."""
+"""JSON logs on stdout, one object per line, carrying the service name and request id.
+
+Every request writes an access line, so the formatter is written for that path:
+the line's dict is built once, in field order, straight from the record (no
+generic field machinery), and orjson encodes it.
+"""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import datetime
+import enum
+import json
 import logging
 import sys
 import time
+import traceback
+from types import TracebackType
 from typing import Any, TextIO
 
-from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+import orjson
 
 from tessera_runtime.context import current_context
 
@@ -20,9 +31,61 @@ _HANDLER_NAME = "tessera-json"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _UVICORN_APP_EXCEPTION = "Exception in ASGI application"
 _CONTEXT_FIELDS = ("service", "request_id", "trace_id")
-# LogRecord's own attributes (and those above, already written) are not "extra";
-# nor is uvicorn's "color_message", the same message with terminal colour codes.
-_NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"taskName", "color_message", *_CONTEXT_FIELDS}
+# A LogRecord's own attributes (and the context fields, already written) are not
+# "extra"; nor is uvicorn's "color_message", the same message with terminal colour codes.
+_NOT_EXTRA = frozenset(
+    {
+        *vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)),
+        "message",
+        "asctime",
+        "taskName",
+        "color_message",
+        *_CONTEXT_FIELDS,
+    }
+)
+
+
+def _default(value: Any) -> Any:
+    """What a value JSON has no type for is written as (python-json-logger's choices)."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, TracebackType):
+        return "".join(traceback.format_tb(value)).strip()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, enum.EnumMeta):
+        members: list[enum.Enum] = list(value)
+        return [member.value for member in members]
+    if isinstance(value, bytes | bytearray):
+        return base64.urlsafe_b64encode(value).decode("ascii")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, type):
+        return value.__name__
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return "__could_not_encode__"
+
+
+# For what orjson refuses (integers beyond 64 bits, non-ASCII lines below).
+_ASCII_JSON = json.JSONEncoder(default=_default, ensure_ascii=True)
+
+
+def _encode(data: dict[str, Any]) -> str:
+    try:
+        line = orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _ASCII_JSON.encode(data)
+    if line.isascii():
+        return line.decode("ascii")
+    # Lines stay ASCII (\u escapes), whatever encoding the log stream has.
+    return _ASCII_JSON.encode(data)
 
 
 class ContextFilter(logging.Filter):
@@ -44,32 +107,60 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class ServiceJsonFormatter(JsonFormatter):
-    """python-json-logger formatter with a fixed field order, ``time`` (ISO 8601 UTC) first."""
+class ServiceJsonFormatter(logging.Formatter):
+    """One JSON object per record, fields in a fixed order.
 
-    def add_fields(
-        self,
-        log_data: dict[str, Any],
-        record: logging.LogRecord,
-        message_dict: dict[str, Any],
-    ) -> None:
-        # Replaces the generic field machinery (format-string fields, renames): it
-        # is most of the cost of a line, and every request writes an access line.
-        # strftime on a struct_time is several times cheaper than building a datetime.
-        log_data["time"] = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z"
-        )
-        log_data["level"] = record.levelname
-        log_data["logger"] = record.name
-        log_data["message"] = record.message
-        record_fields = record.__dict__
-        for key in _CONTEXT_FIELDS:
-            log_data[key] = record_fields.get(key)
-        for key, value in record_fields.items():
+    ``time`` (ISO 8601 UTC, milliseconds), ``level``, ``logger``, ``message``,
+    ``service``, ``request_id``, ``trace_id``, then the record's extra fields,
+    then ``exc_info`` and ``stack_info`` when present. A ``dict`` logged as the
+    message is merged into the object (its keys win) and ``message`` is empty.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The formatted second, reused by every line within it: gmtime and
+        # strftime are most of the cost of a timestamp.
+        self._second: tuple[int, str] = (-1, "")
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.msg
+        logged: dict[str, Any] | None = msg if isinstance(msg, dict) else None
+        record.message = "" if logged is not None else record.getMessage()
+        fields = record.__dict__
+        data: dict[str, Any] = {
+            "time": self._time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.message,
+            "service": fields.get("service"),
+            "request_id": fields.get("request_id"),
+            "trace_id": fields.get("trace_id"),
+        }
+        for key, value in fields.items():
             if key not in _NOT_EXTRA and not key.startswith("_"):
-                log_data[key] = value
-        log_data.update(message_dict)
+                data[key] = value
+        if logged is not None or record.exc_info or record.exc_text or record.stack_info:
+            data.update(self._tail(record, logged or {}))
+        return _encode(data)
+
+    def _tail(self, record: logging.LogRecord, logged: dict[str, Any]) -> dict[str, Any]:
+        # What goes last: a dict message's own keys, the traceback, the stack.
+        tail = dict(logged)
+        if record.exc_info and not tail.get("exc_info"):
+            tail["exc_info"] = self.formatException(record.exc_info)
+        if not tail.get("exc_info") and record.exc_text:
+            tail["exc_info"] = record.exc_text
+        if record.stack_info and not tail.get("stack_info"):
+            tail["stack_info"] = self.formatStack(record.stack_info)
+        return tail
 
 
 class _DropDuplicateAppException(logging.Filter):

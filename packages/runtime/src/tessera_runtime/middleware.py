@@ -4,10 +4,10 @@ One middleware instead of three keeps the per-request cost to a single extra
 coroutine frame and a single ``send`` wrapper; it is also why this is not a
 ``BaseHTTPMiddleware``, which would add a task and memory streams per request.
 
-It runs *outside* Starlette's ``ServerErrorMiddleware`` (see ``app._ServiceApp``),
-so the 500 response built for an unhandled exception also passes through the
-``send`` wrapper here and carries ``X-Request-ID``, and the request context is
-still bound while that exception is logged.
+It is the outermost middleware the app factory adds (inside FastAPI's own
+outer layers); the 500 for an unhandled exception is rendered innermost by
+``problems.UnhandledErrorMiddleware`` while the request id is still bound, so it
+passes through the ``send`` wrapper here and carries ``X-Request-ID``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any
 
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -165,14 +164,21 @@ class RequestContextMiddleware:
 
     def _log(self, scope: Scope, route: str, status: int, duration: float) -> None:
         level = logging.DEBUG if route in self.quiet_routes else logging.INFO
+        access_log = self.access_log
         # The cheap check first: nothing below runs when the access log is off.
-        if not self.access_log.isEnabledFor(level):
+        if not access_log.isEnabledFor(level):
             return
-        extra: dict[str, Any] = {
-            "method": scope["method"],
-            "route": route,
-            "path": scope["path"],
-            "status": status,
-            "duration_ms": round(duration * 1000, 3),
-        }
-        self.access_log.log(level, "%s %s %s", scope["method"], scope["path"], status, extra=extra)
+        method = scope["method"]
+        path = scope["path"]
+        # Logger.log would also walk the stack for the caller's file and line (always
+        # this method) and copy `extra` key by key; the record is the same.
+        record = logging.getLogRecordFactory()(
+            ACCESS_LOGGER, level, __file__, 0, "%s %s %s", (method, path, status), None, "_log"
+        )
+        fields = record.__dict__
+        fields["method"] = method
+        fields["route"] = route
+        fields["path"] = path
+        fields["status"] = status
+        fields["duration_ms"] = round(duration * 1000, 3)
+        access_log.handle(record)

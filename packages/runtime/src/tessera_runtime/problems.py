@@ -15,12 +15,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 from tessera_runtime.context import request_id
 
 __all__ = [
     "ServiceError",
+    "UnhandledErrorMiddleware",
     "error_problem",
     "field_errors",
     "install_problem_handlers",
@@ -39,6 +41,8 @@ _RFC9110_PHRASES = {
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
 }
+# Set in the scope once UnhandledErrorMiddleware has answered a request's exception.
+_ANSWERED = "tessera.unhandled_error_answered"
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -285,9 +289,54 @@ async def _service_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> Response:
-    # Runs inside ServerErrorMiddleware, which is itself inside the request context
-    # middleware: the request id is still bound here and the header gets added.
+    # Starlette's ServerErrorMiddleware, outside the request context, calls this for
+    # every exception that reaches it. Under create_service_app the
+    # UnhandledErrorMiddleware has normally answered (and logged) it already, and
+    # re-raised it only for the server's sake: nothing is sent or logged twice.
+    if request.scope.get(_ANSWERED):
+        return Response(status_code=500)
+    # An exception raised outside it (in a middleware further out): still a 500
+    # problem, though the request context and its id are gone by now.
     return problem_response(error_problem(exc, instance=request.url.path, where=_where(request)))
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler took with the 500 problem, then re-raises it.
+
+    Starlette renders such exceptions in ``ServerErrorMiddleware``, the outermost
+    layer, whose response bypasses every middleware inside it: no
+    ``X-Request-ID``, and the request context (the id in the log line and in
+    the detail) already reset. ``create_service_app`` puts this class inside the
+    request context middleware, so the 500 is rendered (by :func:`error_problem`,
+    once) and sent while the context is bound. The exception goes on up, so the
+    server still sees it (and tests with ``raise_app_exceptions`` do).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if not started:
+                problem = error_problem(
+                    exc, instance=scope["path"], where=f"{scope['method']} {scope['path']}"
+                )
+                scope[_ANSWERED] = True
+                await problem_response(problem)(scope, receive, send)
+            raise
 
 
 def _where(request: Request) -> str:
@@ -300,7 +349,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     Covers Starlette/FastAPI HTTP errors (404, 405 with ``Allow``, ...), request
     validation (422 with ``errors``; a JSON body FastAPI cannot parse at all is
     the same 422, see :func:`unparsable_body`), :class:`ServiceError` subclasses
-    and, as a 500 without internals, any other exception (logged with its traceback).
+    and, as a 500 without internals, any other exception (logged with its traceback;
+    :class:`UnhandledErrorMiddleware` answers those within the request context).
     """
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)

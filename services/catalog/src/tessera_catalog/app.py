@@ -13,15 +13,17 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
 from tessera_runtime import (
     ReadinessCheck,
     configure_logging,
     create_service_app,
     problem_response,
 )
+from tessera_runtime.messaging import NatsConnection
 
 from tessera_catalog import __version__
-from tessera_catalog.api import include_routes
+from tessera_catalog.api import ROUTERS
 from tessera_catalog.db.migrate import is_applied, load_migrations
 from tessera_catalog.db.records import Pool, acquire, ping
 from tessera_catalog.domain.enriched import Enricher
@@ -29,9 +31,9 @@ from tessera_catalog.domain.inventory import Inventories
 from tessera_catalog.domain.products import Products
 from tessera_catalog.domain.reviews import Reviews
 from tessera_catalog.errors import DatabaseUnavailable, InvalidValue
-from tessera_catalog.messaging.connection import NatsConnection
 from tessera_catalog.messaging.inference import InferenceClient
 from tessera_catalog.messaging.relay import OutboxRelay
+from tessera_catalog.messaging.stream import CatalogStream
 from tessera_catalog.metrics import CatalogMetrics, PoolCollector
 from tessera_catalog.settings import Settings
 
@@ -104,7 +106,7 @@ async def _schema_ready(request: Request) -> None:
 async def _nats_ready(request: Request) -> None:
     nats: NatsConnection = request.state.nats
     if not nats.connected:
-        raise ConnectionError(f"not connected to {nats.settings.nats_url}")
+        raise ConnectionError(f"not connected to {nats.url}")
 
 
 async def _invalid_value(request: Request, exc: Exception) -> Response:
@@ -118,16 +120,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("catalog", settings.log_level)
     current_pool: list[Pool] = []
-    metrics: CatalogMetrics | None = None
+    # One registry per app, created here so the service's metrics exist before it runs.
+    registry = CollectorRegistry()
+    metrics = CatalogMetrics(registry)
+    registry.register(PoolCollector(lambda: current_pool[0] if current_pool else None))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        nonlocal metrics
-        if metrics is None:  # once per app: a registry refuses duplicate metrics
-            metrics = CatalogMetrics(app.state.metrics_registry)
-            app.state.metrics_registry.register(
-                PoolCollector(lambda: current_pool[0] if current_pool else None)
-            )
         pool = await asyncpg.create_pool(
             str(settings.database_url),
             min_size=settings.pool_min_size,
@@ -138,10 +137,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "statement_timeout": str(int(settings.statement_timeout_s * 1000)),
             },
         )
-        nats = NatsConnection(settings)
+        nats = NatsConnection(
+            settings.nats_url, name="tessera-catalog", timing=settings.nats_timing
+        )
         metrics.nats_connected.set_function(lambda: float(nats.connected))
-        relay = OutboxRelay(pool, nats, settings, metrics)
-        nats.on_connected = relay.nats_connected
+        stream = CatalogStream(nats.jetstream, settings)
+        relay = OutboxRelay(pool, nats, stream, settings, metrics)
+        # On every (re)connect: the stream first (a restarted NATS may have lost
+        # it), then the relay, which publishes into it.
+        nats.on_connected(stream.ensure_quietly)
+        nats.on_connected(relay.nats_connected)
         inference = InferenceClient(nats, settings.prediction_timeout_s)
         current_pool.append(pool)
         # Both run in the background: HTTP serves while NATS is still (or again) down.
@@ -177,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="catalog",
         version=__version__,
         lifespan=lifespan,
+        routers=ROUTERS,
+        registry=registry,
         readiness_checks=checks,
         description=DESCRIPTION,
     )
@@ -184,5 +191,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # db.records.transaction translate it where it happens (503 with Retry-After).
     for refused in (asyncpg.DataError, asyncpg.CheckViolationError):
         app.add_exception_handler(refused, _invalid_value)
-    include_routes(app)
     return app

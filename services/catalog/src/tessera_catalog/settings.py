@@ -2,10 +2,11 @@
 
 from pydantic import Field, PostgresDsn
 from pydantic_settings import SettingsConfigDict
+from tessera_runtime.messaging import NatsSettings
 from tessera_runtime.server import ServerSettings
 
 
-class Settings(ServerSettings):
+class Settings(ServerSettings, NatsSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore")
 
     port: int = Field(default=8001, ge=0, le=65535)
@@ -64,9 +65,8 @@ class Settings(ServerSettings):
     NATS the catalog still serves every request (events wait in the outbox,
     enriched products omit the prediction), and an unready catalog would turn a
     NATS outage into a catalog outage. NATS state is in `/metrics` either way."""
-    nats_connect_timeout_s: float = Field(default=2.0, gt=0)
-    nats_reconnect_wait_s: float = Field(default=1.0, gt=0)
-    """Pause between NATS (re)connect attempts; the catalog keeps trying forever."""
+    # nats_connect_timeout_s, nats_reconnect_wait_s, nats_jetstream_timeout_s and
+    # nats_drain_timeout_s: NatsSettings's, with its defaults.
     nats_publish_timeout_s: float = Field(default=2.0, gt=0)
     """How long the relay waits for JetStream to acknowledge one event."""
     stream_max_age_s: float = Field(default=7 * 24 * 3600, gt=0)

@@ -13,22 +13,26 @@ from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from tessera_contracts.operations import CATALOG, INFERENCE, Operation
 from tessera_runtime import ACCESS_LOGGER, configure_logging, create_service_app
 
 from tessera_gateway import __version__
-from tessera_gateway.api.asyncapi import install_asyncapi
-from tessera_gateway.api.events import install_events
-from tessera_gateway.api.fastlane import install_fast_lane
+from tessera_gateway.api.asyncapi import asyncapi_router
+from tessera_gateway.api.events import events_router
 from tessera_gateway.api.openapi import install_tidy_openapi
-from tessera_gateway.api.proxied import install_proxied, proxied_operations
+from tessera_gateway.api.proxied import proxied_operations, proxied_router, proxied_routes
+from tessera_gateway.api.router import ProxyRouter
 from tessera_gateway.clients.http import AiohttpClient, HttpxClient, UpstreamClient
 from tessera_gateway.clients.resilience import CircuitBreaker, RetryBudget
-from tessera_gateway.clients.upstream import RetryPolicy, Upstream, UpstreamMetrics
+from tessera_gateway.clients.upstream import RetryPolicy, Upstream
 from tessera_gateway.domain.access import Gatekeeper
 from tessera_gateway.domain.auth import KeyStore
 from tessera_gateway.domain.ratelimit import Policy, RateLimiter
 from tessera_gateway.messaging.hub import EventHub
+from tessera_gateway.metrics import UpstreamMetrics
 from tessera_gateway.settings import Settings
 
 DESCRIPTION = """\
@@ -81,6 +85,7 @@ logger = logging.getLogger("tessera_gateway")
 
 class State(TypedDict):
     settings: Settings
+    gatekeeper: Gatekeeper
     events: EventHub
 
 
@@ -116,10 +121,10 @@ def _upstream(
     )
 
 
-def _cors(settings: Settings) -> dict[str, Any] | None:
+def _cors(settings: Settings) -> list[Middleware]:
     if not settings.cors_allow_origins:
-        return None
-    return {
+        return []
+    options: dict[str, Any] = {
         "allow_origins": settings.cors_allow_origins,
         "allow_credentials": settings.cors_allow_credentials,
         "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -147,6 +152,7 @@ def _cors(settings: Settings) -> dict[str, Any] | None:
         ],
         "max_age": settings.cors_max_age_s,
     }
+    return [Middleware(CORSMiddleware, **options)]
 
 
 def create_app(
@@ -181,7 +187,23 @@ def create_app(
         failure_policy=Policy(settings.auth_failure_rate_per_s, settings.auth_failure_burst),
     )
     events = EventHub(settings)
-    upstreams: list[Upstream] = []
+    # One registry for the app: the gateway's metrics and the runtime's HTTP metrics.
+    registry = CollectorRegistry()
+    metrics = UpstreamMetrics(registry)
+    catalog = _upstream(
+        settings, "catalog", str(settings.catalog_url), settings.catalog_timeout_s, metrics
+    )
+    inference_upstream = _upstream(
+        settings, "inference", str(settings.inference_url), settings.inference_timeout_s, metrics
+    )
+    upstreams = [catalog, inference_upstream]
+    proxied = proxied_router(
+        proxied_operations() if operations is None else operations,
+        {CATALOG: catalog, INFERENCE: inference_upstream},
+        gatekeeper,
+        max_body_bytes=settings.max_body_bytes,
+        anonymous_reads=settings.anonymous_reads,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -189,7 +211,7 @@ def create_app(
             upstream.open()
         await events.start()
         try:
-            yield {"settings": settings, "events": events}
+            yield {"settings": settings, "gatekeeper": gatekeeper, "events": events}
         finally:
             await events.stop()
             for upstream in upstreams:
@@ -199,29 +221,21 @@ def create_app(
         title="Tessera API",
         version=__version__,
         lifespan=lifespan,
+        # The request path (api/router.py): inside the request context, CORS (when
+        # configured) answers preflights and marks every answer; then the proxy
+        # router serves the proxied operations, and FastAPI everything else.
+        middleware=[*_cors(settings), Middleware(ProxyRouter, routes=proxied_routes(proxied))],
+        # `proxied` documents the operations the ProxyRouter serves (and gives
+        # FastAPI's 405s on their paths).
+        routers=[
+            proxied,
+            events_router(anonymous_reads=settings.anonymous_reads),
+            asyncapi_router(),
+        ],
+        registry=registry,
         description=DESCRIPTION,
         openapi_tags=TAGS,
         service="gateway",
     )
-    metrics = UpstreamMetrics(app.state.metrics_registry)
-    catalog = _upstream(
-        settings, "catalog", str(settings.catalog_url), settings.catalog_timeout_s, metrics
-    )
-    inference_upstream = _upstream(
-        settings, "inference", str(settings.inference_url), settings.inference_timeout_s, metrics
-    )
-    upstreams.extend([catalog, inference_upstream])
-    install_proxied(
-        app,
-        proxied_operations() if operations is None else operations,
-        {CATALOG: catalog, INFERENCE: inference_upstream},
-        gatekeeper,
-        max_body_bytes=settings.max_body_bytes,
-        anonymous_reads=settings.anonymous_reads,
-    )
-    install_events(app, events, gatekeeper, anonymous_reads=settings.anonymous_reads)
-    install_asyncapi(app)
-
-    install_fast_lane(app, cors=_cors(settings), enabled=settings.fast_lane)
     install_tidy_openapi(app)
     return app

@@ -8,12 +8,13 @@ from typing import Literal, Self
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from tessera_runtime.messaging import NatsSettings
 from tessera_runtime.server import ServerSettings
 
 from tessera_gateway.domain.auth import parse_key_entries
 
 
-class Settings(ServerSettings):
+class Settings(ServerSettings, NatsSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_file=".env", extra="ignore", use_attribute_docstrings=True
     )
@@ -78,9 +79,6 @@ class Settings(ServerSettings):
     connection the upstream is closing."""
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
     """HTTP client of the pass-through path; see docs/gateway.md (performance)."""
-    fast_lane: bool = True
-    """Serve proxied operations without FastAPI's middleware and routing (same
-    behaviour, less CPU per request); off only to compare, see docs/gateway.md."""
 
     retry_max_attempts: int = Field(default=3, ge=1)
     """Attempts per idempotent request, the first included."""
@@ -122,9 +120,15 @@ class Settings(ServerSettings):
     events_shutdown_grace_s: float = Field(default=2.0, ge=0)
     """How long SSE streams get at shutdown to send their last line and end cleanly;
     keep it below `graceful_shutdown_s`, the server's own bound."""
+    events_consumer_inactive_s: float = Field(default=30.0, gt=0)
+    """How long NATS keeps the consumer of an SSE client whose gateway vanished
+    without deleting it (a crash). Keep it above `events_ping_s`, the longest an
+    idle client goes between two pulls."""
     nats_reconnect_wait_s: float = Field(default=0.5, gt=0)
     """Pause between attempts to reach NATS again after losing it (so SSE clients
     resume about this soon after NATS is back)."""
+    # nats_connect_timeout_s, nats_jetstream_timeout_s and nats_drain_timeout_s:
+    # NatsSettings's, with its defaults.
 
     @field_validator("api_keys")
     @classmethod

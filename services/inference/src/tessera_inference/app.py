@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from tessera_runtime import ReadinessCheck, configure_logging, create_service_app
 
@@ -64,13 +65,12 @@ async def _nats_ready(request: Request) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("inference", settings.log_level)
-    metrics: InferenceMetrics | None = None
+    # One registry per app, created here so the service's metrics exist before it runs.
+    metrics_registry = CollectorRegistry()
+    metrics = InferenceMetrics(metrics_registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        nonlocal metrics
-        if metrics is None:  # once per app: a registry refuses duplicate metrics
-            metrics = InferenceMetrics(app.state.metrics_registry)
         # Loading takes milliseconds per model and happens before serving: no
         # request can be waiting on the event loop yet.
         registry = ModelRegistry.load(
@@ -97,9 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="inference",
         version=__version__,
         lifespan=lifespan,
+        routers=[v1.router, v2.router],
+        registry=metrics_registry,
         readiness_checks=checks,
         description=DESCRIPTION,
     )
-    app.include_router(v1.router)
-    app.include_router(v2.router)
     return app

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
+from tessera_runtime.messaging import NatsSettings
 from tessera_runtime.server import ServerSettings
 
 # The trained models ship inside the package, so a wheel or an image needs nothing else.
@@ -20,7 +21,7 @@ class BatchOverride(BaseModel):
     max_wait_ms: float | None = Field(default=None, ge=0)
 
 
-class Settings(ServerSettings):
+class Settings(ServerSettings, NatsSettings):
     model_config = SettingsConfigDict(env_prefix="INFERENCE_", env_file=".env", extra="ignore")
 
     port: int = Field(default=8002, ge=0, le=65535)
@@ -43,6 +44,8 @@ class Settings(ServerSettings):
     during a NATS outage (see docs/inference.md)."""
     nats_reconnect_wait_s: float = Field(default=2.0, gt=0)
     """Pause between connection attempts while NATS is unreachable (at start or later)."""
+    # nats_connect_timeout_s and nats_drain_timeout_s (also the bound on answering the
+    # requests in flight at shutdown): NatsSettings's, with its defaults.
 
     batching_enabled: bool = True
     max_batch_size: int = Field(default=64, ge=1)

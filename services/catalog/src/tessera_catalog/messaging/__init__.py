@@ -1,1 +1,1 @@
-"""NATS: the connection, the outbox relay to JetStream, and inference requests."""
+"""NATS: stream CATALOG, the outbox relay to JetStream, and inference requests."""

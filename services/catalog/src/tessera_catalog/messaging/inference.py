@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from tessera_contracts import v1
 from tessera_runtime.context import outgoing_headers
-
-from tessera_catalog.messaging.connection import NatsConnection
+from tessera_runtime.messaging import NatsConnection
 
 
 class InferenceUnavailable(Exception):

@@ -33,19 +33,19 @@ import time
 from contextlib import AbstractAsyncContextManager
 
 import asyncpg
-import nats.errors
 import nats.js.errors
 from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
+from tessera_runtime.messaging import NATS_ERRORS, NatsConnection
+from tessera_runtime.tasks import cancel_and_wait
 
 from tessera_catalog.db import idempotency, outbox
 from tessera_catalog.db.records import Pool, acquire
 from tessera_catalog.errors import DatabaseUnavailable
 from tessera_catalog.messaging.backoff import Backoff
-from tessera_catalog.messaging.connection import NatsConnection
+from tessera_catalog.messaging.stream import CatalogStream
 from tessera_catalog.metrics import CatalogMetrics
 from tessera_catalog.settings import Settings
-from tessera_catalog.tasks import cancel_and_wait
 
 logger = logging.getLogger("tessera_catalog.relay")
 
@@ -76,10 +76,16 @@ class RelayBlocked(Exception):
 
 class OutboxRelay:
     def __init__(
-        self, pool: Pool, nats: NatsConnection, settings: Settings, metrics: CatalogMetrics
+        self,
+        pool: Pool,
+        nats: NatsConnection,
+        stream: CatalogStream,
+        settings: Settings,
+        metrics: CatalogMetrics,
     ) -> None:
         self.pool = pool
         self.nats = nats
+        self.stream = stream
         self.settings = settings
         self.metrics = metrics
         self._wake = asyncio.Event()
@@ -101,7 +107,7 @@ class OutboxRelay:
         )
 
     def nats_connected(self) -> None:
-        """Run a round now, ending any backoff: NATS is (back) up."""
+        """Run a round now, ending any backoff: NATS is (back) up (a connection hook)."""
         self._nats_back.set()
         self._wake.set()
 
@@ -203,14 +209,15 @@ class OutboxRelay:
                         row.payload,
                         stream=v1.CATALOG_STREAM,
                         headers=dict(row.headers),
+                        timeout=self.settings.nats_publish_timeout_s,
                     )
                 except nats.js.errors.NoStreamResponseError as exc:
                     # Nothing listens on the subject: the stream is missing (a fresh
                     # NATS store). Recreate it; the next round publishes.
                     failure = RelayBlocked("no_stream", repr(exc))
-                    await self.nats.ensure_stream_quietly()
+                    await self.stream.ensure_quietly()
                     break
-                except (nats.errors.Error, TimeoutError, OSError) as exc:
+                except NATS_ERRORS as exc:
                     # nats-py's TimeoutError is also the builtin one: no ack in time.
                     if not self.nats.connected:
                         reason = "disconnected"

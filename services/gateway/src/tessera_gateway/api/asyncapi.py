@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from tessera_contracts.asyncapi import asyncapi_document
 
 
-def install_asyncapi(app: FastAPI, path: str = "/asyncapi.json") -> None:
+def asyncapi_router(path: str = "/asyncapi.json") -> APIRouter:
+    router = APIRouter()
     # Built once: the document is the contracts' and does not change while serving.
     document = asyncapi_document()
 
-    @app.get(path, include_in_schema=False)
+    @router.get(path, include_in_schema=False)
     async def asyncapi() -> JSONResponse:
         return JSONResponse(document)
+
+    return router

@@ -1,13 +1,22 @@
 """Proxied operations: the contract's operations tables, served by the lean `Proxy`.
 
 Every operation of `v1.OPERATIONS` and `v2.OPERATIONS` that a service behind
-the gateway owns becomes a `ProxyRoute`: its path, parameters, body, answers
-and documentation are the `Operation`'s (what `/docs` shows), its scope is the
-key's requirement, its owner the upstream and its retry policy the Proxy's.
-Requests never reach the route's endpoint: a `ProxyRoute`'s ASGI app is its
-`Proxy`, which forwards the request as it is and relays the answer. The
-upstream validates (its 422 reaches the client unchanged), so documenting the
-contract costs nothing per request.
+the gateway owns becomes a `ProxiedRoute` of `proxied_router`: its path,
+parameters, body, answers and documentation are the `Operation`'s (what
+`/docs` and `/openapi.json` show), its scope is the key's requirement, its
+owner the upstream and its retry policy the Proxy's.
+
+The routes document; they do not serve. `api/router.py`'s `ProxyRouter`, in
+front of the FastAPI app, answers every request a proxied route matches with
+the route's `Proxy`, which forwards the request as it is and relays the
+answer, so FastAPI never dispatches to these routes and their endpoint is never
+called. They are FastAPI routes all the same, rather than entries of the
+document only, because FastAPI then writes their OpenAPI (the same code path
+as every other route: parameters, bodies, examples, security) and its router
+still answers what the ProxyRouter leaves to it as it should: a method the
+path does not have is 405 with `Allow`. The upstream validates (its 422
+reaches the client unchanged), so documenting the contract costs nothing per
+request.
 """
 
 from __future__ import annotations
@@ -15,8 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from fastapi import FastAPI, Security
-from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi import APIRouter, Security
 from tessera_contracts import v1, v2
 from tessera_contracts.operations import GATEWAY, Operation
 from tessera_runtime import problem_responses
@@ -28,22 +36,8 @@ from tessera_runtime.operations import (
 
 from tessera_gateway.api.proxy import Proxy
 from tessera_gateway.clients.upstream import Upstream
+from tessera_gateway.deps import API_KEY, BEARER
 from tessera_gateway.domain.access import Access, Gatekeeper
-
-# Documentation only: the schemes tell /docs how to send a key. The check itself
-# is `Gatekeeper`, which runs before anything else in every operation.
-BEARER = HTTPBearer(
-    scheme_name="bearer",
-    bearerFormat="tsk_<id>_<secret>",
-    description="`Authorization: Bearer <key>`",
-    auto_error=False,
-)
-API_KEY = APIKeyHeader(
-    name="X-API-Key",
-    scheme_name="apiKey",
-    description="The same key in `X-API-Key`",
-    auto_error=False,
-)
 
 GATEWAY_ERRORS: Final = (401, 403, 413, 429, 502, 503, 504)
 """What every proxied operation can answer, whatever the upstream says (problem+json)."""
@@ -55,7 +49,11 @@ def proxied_operations() -> tuple[Operation, ...]:
 
 
 def key_security(operation: Operation) -> list[Any]:
-    """Route dependencies that document the key schemes with the operation's scope."""
+    """Route dependencies that document the key schemes with the operation's scope.
+
+    Documentation only: a proxied route's dependencies never run (see the module
+    docstring); its `Proxy` admits each request through the `Gatekeeper`.
+    """
     scopes = [operation.scope]
     return [Security(BEARER, scopes=scopes), Security(API_KEY, scopes=scopes)]
 
@@ -65,22 +63,21 @@ def anonymous_security(operation: Operation, anonymous_reads: bool) -> dict[str,
     return {"security": [{}]} if operation.anonymous and anonymous_reads else {}
 
 
-class ProxyRoute(OperationRoute):
-    """An operation's route whose ASGI app forwards to the upstream instead of
-    calling the endpoint (the fast lane calls `proxy` directly)."""
+class ProxiedRoute(OperationRoute):
+    """A proxied operation's route: documented by FastAPI, served by `proxy` (through
+    the `ProxyRouter` in front of the app, never by FastAPI)."""
 
     def __init__(
         self, path: str, endpoint: Callable[..., Any], *, proxy: Proxy, **kwargs: Any
     ) -> None:
         super().__init__(path, endpoint, **kwargs)
         self.proxy = proxy
-        self.app = proxy
 
 
-async def _forwarded() -> None:
-    """Never called: a ProxyRoute's app is its Proxy. Only its signature is used, the
-    operation's parts, which FastAPI documents."""
-    raise NotImplementedError  # pragma: no cover
+async def _served_by_the_proxy_router() -> None:
+    """Never called: the ProxyRouter answers every request this route matches. Only
+    its signature is used, the operation's parts, which FastAPI documents."""
+    raise RuntimeError("a proxied operation reached FastAPI's router")  # pragma: no cover
 
 
 def _route_kwargs(operation: Operation, anonymous_reads: bool) -> dict[str, Any]:
@@ -100,17 +97,17 @@ def _route_kwargs(operation: Operation, anonymous_reads: bool) -> dict[str, Any]
     return kwargs
 
 
-def install_proxied(
-    app: FastAPI,
+def proxied_router(
     operations: Iterable[Operation],
     upstreams: Mapping[str, Upstream],
     gatekeeper: Gatekeeper,
     *,
     max_body_bytes: int,
     anonymous_reads: bool,
-) -> None:
-    """Add a `ProxyRoute` to `app` for each of `operations` (and a HEAD route for
-    every GET one), forwarding to `upstreams[operation.owner]`."""
+) -> APIRouter:
+    """A `ProxiedRoute` for each of `operations` (and a HEAD route for every GET
+    one), forwarding to `upstreams[operation.owner]`."""
+    routes: list[ProxiedRoute] = []
     for operation in operations:
         proxy = Proxy(
             upstreams[operation.owner],
@@ -119,24 +116,32 @@ def install_proxied(
             max_body_bytes,
             retry=operation.retry_policy,
         )
-        endpoint = operation_endpoint(operation, _forwarded)
-        route = ProxyRoute(
-            operation.path,
-            endpoint,
-            proxy=proxy,
-            dependencies=key_security(operation),
-            **_route_kwargs(operation, anonymous_reads),
-        )
-        app.router.routes.append(route)
-        if operation.method == "GET":
-            # HEAD is GET without the body (RFC 9110 9.3.2). FastAPI routes do not
-            # add it as Starlette's do; a route of its own keeps it out of /docs.
-            head = ProxyRoute(
+        endpoint = operation_endpoint(operation, _served_by_the_proxy_router)
+        routes.append(
+            ProxiedRoute(
                 operation.path,
                 endpoint,
                 proxy=proxy,
-                methods=["HEAD"],
-                name=operation.key,
-                include_in_schema=False,
+                dependencies=key_security(operation),
+                **_route_kwargs(operation, anonymous_reads),
             )
-            app.router.routes.append(head)
+        )
+        if operation.method == "GET":
+            # HEAD is GET without the body (RFC 9110 9.3.2). FastAPI routes do not
+            # add it as Starlette's do; a route of its own keeps it out of /docs.
+            routes.append(
+                ProxiedRoute(
+                    operation.path,
+                    endpoint,
+                    proxy=proxy,
+                    methods=["HEAD"],
+                    name=operation.key,
+                    include_in_schema=False,
+                )
+            )
+    return APIRouter(routes=list(routes))
+
+
+def proxied_routes(router: APIRouter) -> list[ProxiedRoute]:
+    """The `ProxiedRoute`s of `router`, in order."""
+    return [route for route in router.routes if isinstance(route, ProxiedRoute)]

@@ -1,6 +1,6 @@
 """The pass-through hot path: authorize, rate limit, forward, relay the bytes back.
 
-It is a plain ASGI callable (see `operations.ProxyRoute`), not a FastAPI
+`api/router.py` calls it straight from the ASGI request path, not as a FastAPI
 endpoint: the gateway does not parse or validate what it forwards. Requests
 are validated by the upstream, whose 4xx problem bodies reach the client as
 they are, and responses come from our own services, so their bytes are relayed
@@ -94,13 +94,6 @@ class Proxy:
         self.max_body_bytes = max_body_bytes
         self.retry = retry
         """When a failed attempt may be repeated: the operation's `retry_policy`."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            reply, headers = await self.exchange(scope, receive)
-        except ClientGone:
-            return
-        await self.relay(reply, headers, send, body=scope["method"] != "HEAD")
 
     async def exchange(self, scope: Scope, receive: Receive) -> tuple[Reply, RawHeaders]:
         """Admit the request and get the upstream's reply; also return the headers to add.

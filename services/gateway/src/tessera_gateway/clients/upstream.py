@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
 from tessera_gateway.clients.http import (
     CONNECT_ERRORS,
     EXCHANGE_ERRORS,
@@ -20,6 +18,7 @@ from tessera_gateway.clients.http import (
 )
 from tessera_gateway.clients.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
 from tessera_gateway.errors import BadGateway, GatewayError, UpstreamTimeout, UpstreamUnavailable
+from tessera_gateway.metrics import UpstreamMetrics
 
 logger = logging.getLogger("tessera_gateway.clients.upstream")
 
@@ -62,30 +61,6 @@ class RetryPolicy:
     max_attempts: int
     backoff_s: float
     backoff_max_s: float
-
-
-class UpstreamMetrics:
-    """Failure-side metrics only: nothing here runs on a request that went well."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.failures = Counter(
-            "gateway_upstream_failures_total",
-            "Failed upstream attempts, by upstream and reason.",
-            ("upstream", "reason"),
-            registry=registry,
-        )
-        self.retries = Counter(
-            "gateway_upstream_retries_total",
-            "Upstream attempts that were retries.",
-            ("upstream",),
-            registry=registry,
-        )
-        self.breaker_open = Gauge(
-            "gateway_circuit_open",
-            "1 while the upstream's circuit is open or half-open, else 0.",
-            ("upstream",),
-            registry=registry,
-        )
 
 
 class Upstream:

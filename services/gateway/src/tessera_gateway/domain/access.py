@@ -48,6 +48,14 @@ class Access:
     anonymous: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted request: who is calling, and the RateLimit headers its response carries."""
+
+    principal: Principal
+    headers: list[tuple[bytes, bytes]]
+
+
 class Gatekeeper:
     """Authentication and rate limiting, shared by proxied and gateway-own routes."""
 
@@ -80,7 +88,18 @@ class Gatekeeper:
             RateLimited: the caller's bucket is empty, or its address is blocked
                 after too many failed key checks.
         """
+        return self._take(self.principal(scope, access))
+
+    def admission(self, scope: Scope, access: Access) -> Admission:
+        """`admit`, also returning the principal (for routes that use it).
+
+        Raises:
+            Unauthorized, Forbidden, RateLimited: as `admit` does.
+        """
         principal = self.principal(scope, access)
+        return Admission(principal, self._take(principal))
+
+    def _take(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         policy = self.anonymous_policy if principal.anonymous else self.key_policy
         decision = self.limiter.take(principal.rate_limit_key, policy)
         headers = decision.headers()

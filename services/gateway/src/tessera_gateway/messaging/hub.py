@@ -1,11 +1,12 @@
 """The gateway's NATS connection for `/v1/events`, and what every SSE client shares.
 
-`EventHub` follows the connection (in the background: the rest of the API is
-served while NATS is down), opens each client's consumer, and tells waiting
-clients when NATS is back. `until_woken` is how a client waits: for an
-operation, unless a signal (NATS is back, the server is shutting down) comes
-first. Problems shared by every client are logged here once per change of
-state, never once per client and attempt.
+`EventHub` holds the connection (`tessera_runtime.messaging`: made in the
+background, so the rest of the API is served while NATS is down), opens each
+client's consumer, and tells waiting clients when NATS is back. `until_woken`
+is how a client waits: for an operation, unless a signal (NATS is back, the
+server is shutting down) comes first. Problems shared by every client (the
+connection's, the stream's) are logged once per change of state, never once
+per client and attempt.
 """
 
 from __future__ import annotations
@@ -14,25 +15,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import Final, Protocol, TypeVar, cast
+from typing import Final, Protocol, TypeVar
 
-import nats.errors
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tessera_contracts import v1
+from tessera_runtime.messaging import NATS_ERRORS, NatsConnection
 
 from tessera_gateway.errors import UpstreamUnavailable
 from tessera_gateway.settings import Settings
 
 logger = logging.getLogger("tessera_gateway.messaging")
-
-NATS_ERRORS: Final = (nats.errors.Error, TimeoutError, OSError)
-"""What a NATS or JetStream call raises when NATS, the stream or a consumer fails."""
-# The server forgets a consumer whose client vanished without deleting it.
-_CONSUMER_INACTIVE_S = 30.0
-_DRAIN_TIMEOUT_S = 5.0
-_CONNECT_TIMEOUT_S = 2
 
 T = TypeVar("T")
 
@@ -76,66 +69,38 @@ class EventHub:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = NATS()
-        self.jetstream: JetStreamContext = self.client.jetstream(timeout=5.0)
+        self.nats = NatsConnection(
+            settings.nats_url, name="tessera-gateway", timing=settings.nats_timing
+        )
+        self.jetstream: JetStreamContext = self.nats.jetstream
         self.clients = 0
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
         self._stream_failing = False
-        self._errors_logged: set[str] = set()
-        self._stopping = False
-        self._first_attempt = asyncio.Event()
+        self.nats.on_connected(self._on_connection)
 
     @property
     def connected(self) -> bool:
-        return self.client.is_connected
+        return self.nats.connected
 
     def next_connection(self) -> asyncio.Event:
         """Set when NATS is next (re)connected: a consumer from before may be gone with
         the old server, and a client waiting for NATS can go on."""
-        return self._connected
+        return self.nats.next_connection()
 
     def _on_connection(self) -> None:
-        self._errors_logged.clear()
-        connected, self._connected = self._connected, asyncio.Event()
-        connected.set()
+        if self.clients:
+            logger.info("NATS is back; %d event streams resume", self.clients)
 
     async def start(self) -> None:
         # In the background: the gateway serves the rest of the API while NATS is down.
-        self._task = asyncio.create_task(self._connect(), name="gateway-nats-connect")
+        self.nats.start()
         # But it starts serving only once the first attempt is decided, so a gateway
         # started next to a running NATS does not answer 503 for its first moments;
-        # a NATS that refuses delays nothing, one that does not answer at most this.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-                await self._first_attempt.wait()
-
-    async def _connect(self) -> None:
-        # max_reconnect_attempts=-1 makes nats-py retry the first connect too.
-        await self.client.connect(
-            servers=[self.settings.nats_url],
-            name="tessera-gateway",
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            # Annotated `int` by nats-py, used as seconds of any kind.
-            reconnect_time_wait=cast(int, self.settings.nats_reconnect_wait_s),
-            max_reconnect_attempts=-1,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
-        logger.info("connected to NATS")
-        self._first_attempt.set()
-        self._on_connection()
+        # a NATS that refuses delays nothing, one that does not answer at most
+        # GATEWAY_NATS_CONNECT_TIMEOUT_S.
+        await self.nats.first_attempt()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if not self.client.is_closed:
-            with contextlib.suppress(*NATS_ERRORS):
-                await asyncio.wait_for(self.client.close(), _DRAIN_TIMEOUT_S)
+        await self.nats.close()
 
     def _unavailable(self, action: str, error: BaseException) -> UpstreamUnavailable:
         if not self._stream_failing:
@@ -187,7 +152,8 @@ class EventHub:
             ack_policy=AckPolicy.NONE,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=start + 1,
-            inactive_threshold=_CONSUMER_INACTIVE_S,
+            # The server forgets a consumer whose client vanished without deleting it.
+            inactive_threshold=self.settings.events_consumer_inactive_s,
             mem_storage=True,
             num_replicas=1,
         )
@@ -204,19 +170,3 @@ class EventHub:
             raise self._unavailable("subscribe to", error) from error
         self._available()
         return subscription, start
-
-    async def _on_error(self, exc: Exception) -> None:
-        self._first_attempt.set()
-        # nats-py reports each failed reconnect attempt: once per kind and outage is enough.
-        kind = type(exc).__name__
-        if kind not in self._errors_logged:
-            self._errors_logged.add(kind)
-            logger.warning("NATS: %s", exc or kind)
-
-    async def _on_disconnected(self) -> None:
-        if not self._stopping:  # closing it ourselves is no news
-            logger.warning("disconnected from NATS; reconnecting in the background")
-
-    async def _on_reconnected(self) -> None:
-        logger.info("reconnected to NATS; %d event streams resume", self.clients)
-        self._on_connection()

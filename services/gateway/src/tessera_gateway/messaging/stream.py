@@ -24,10 +24,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sse_starlette import ServerSentEvent
 from tessera_contracts import v1
+from tessera_runtime.messaging import NATS_ERRORS
 
 from tessera_gateway.clients.resilience import backoff_s
 from tessera_gateway.errors import UpstreamUnavailable
-from tessera_gateway.messaging.hub import NATS_ERRORS, EventHub, Woken, until_woken
+from tessera_gateway.messaging.hub import EventHub, Woken, until_woken
 
 logger = logging.getLogger("tessera_gateway.messaging")
 

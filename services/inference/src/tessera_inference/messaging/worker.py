@@ -1,9 +1,10 @@
 """The NATS worker: `inference.v1.predict` request-reply in the queue group "inference".
 
-The service must serve HTTP even when NATS is down, so the connection is made
-in the background: `start()` returns at once, the worker keeps retrying every
-`nats_reconnect_wait_s`, and readiness reports "nats" as down until it is
-subscribed. Every request gets a reply: the prediction, or a problem
+The service must serve HTTP even when NATS is down, so the connection
+(`tessera_runtime.messaging`) is made in the background: `start()` returns at
+once, the connection keeps retrying every `nats_reconnect_wait_s`, the worker
+subscribes once it is connected, and readiness reports "nats" as down until
+then. Every request gets a reply: the prediction, or a problem
 (`Content-Type: application/problem+json`), never silence. Each request
 served writes one access line (logger `tessera.access`, like HTTP requests)
 carrying the request id and trace id of its headers.
@@ -16,13 +17,14 @@ import contextlib
 import logging
 import time
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from tessera_contracts import PROBLEM_HEADERS
 from tessera_contracts.v1.subjects import PREDICT
 from tessera_runtime import ACCESS_LOGGER, error_problem
 from tessera_runtime.context import REQUEST_ID_HEADER, bind_context
+from tessera_runtime.messaging import NatsConnection
+from tessera_runtime.tasks import cancel_and_wait, finish_within
 
 from tessera_inference.domain.service import InferenceService
 from tessera_inference.settings import Settings
@@ -34,9 +36,11 @@ class PredictWorker:
     def __init__(self, service: InferenceService, settings: Settings) -> None:
         self._service = service
         self._settings = settings
-        self._nc = Client()
+        self.nats = NatsConnection(
+            settings.nats_url, name="tessera-inference", timing=settings.nats_timing
+        )
+        self.nats.on_connected(self._subscribe)
         self._subscription: Subscription | None = None
-        self._connecting: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(settings.nats_max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._access_log = logging.getLogger(ACCESS_LOGGER)
@@ -44,41 +48,19 @@ class PredictWorker:
     @property
     def ready(self) -> bool:
         """Subscribed and connected (False while NATS is unreachable)."""
-        return self._subscription is not None and self._nc.is_connected
+        return self._subscription is not None and self.nats.connected
 
     def start(self) -> None:
-        self._connecting = asyncio.create_task(self._connect(), name="nats-connect")
-        self._connecting.add_done_callback(_log_failure)
+        self.nats.start()
 
-    async def _connect(self) -> None:
-        async def on_error(error: Exception) -> None:
-            logger.warning("nats: %s", error or type(error).__name__)
-
-        async def on_disconnected() -> None:
-            logger.warning(
-                "nats disconnected; reconnecting", extra={"nats_url": self._settings.nats_url}
-            )
-
-        async def on_reconnected() -> None:
-            logger.info("nats reconnected", extra={"nats_url": self._settings.nats_url})
-
-        # max_reconnect_attempts=-1 makes even the first connect retry until it
-        # succeeds (or this task is cancelled at shutdown).
-        await self._nc.connect(
-            self._settings.nats_url,
-            name="tessera-inference",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=self._settings.nats_reconnect_wait_s,  # type: ignore[arg-type]
-            connect_timeout=2,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
-        )
-        self._subscription = await self._nc.subscribe(
+    async def _subscribe(self) -> None:
+        if self._subscription is not None:
+            return  # nats-py subscribes again by itself after a reconnect
+        self._subscription = await self.nats.client.subscribe(
             PREDICT.name, queue=self._settings.nats_queue, cb=self._on_message
         )
-        await self._nc.flush()
+        # Ready only once the server has the subscription (a round trip).
+        await self.nats.client.flush(timeout=self.nats.timing.connect_timeout_s)  # type: ignore[arg-type]  # int by annotation, any seconds in use
         logger.info(
             "nats subscribed",
             extra={"subject": PREDICT.name, "queue": self._settings.nats_queue},
@@ -120,7 +102,7 @@ class PredictWorker:
                 status, body = problem.status, PREDICT.encode_problem(problem)
             replied = True
             try:
-                await self._nc.publish(msg.reply, body, headers=headers)
+                await self.nats.client.publish(msg.reply, body, headers=headers)
             except Exception:  # the connection dropped: the requester times out
                 replied = False
                 logger.warning("could not send the predict reply", exc_info=True)
@@ -148,22 +130,29 @@ class PredictWorker:
         self._access_log.info("NATS %s %s", subject, status, extra=extra)
 
     async def stop(self) -> None:
-        """Stop taking requests, answer those in flight, close the connection."""
-        # nats-py's connect loop swallows a cancellation that lands while it
-        # tears down a failed attempt, so cancel until the task really ends.
-        while self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-            await asyncio.wait({self._connecting}, timeout=0.1)
-        if self._subscription is not None and self._nc.is_connected:
+        """Stop taking requests, answer those in flight, close the connection.
+
+        Each step is bounded by `nats_drain_timeout_s`: a request still running
+        after it is cancelled (its caller times out), so shutdown always ends.
+        """
+        bound = self.nats.timing.drain_timeout_s
+        subscription = self._subscription
+        if subscription is not None and self.nats.connected:
             with contextlib.suppress(Exception):
-                # Unsubscribe, then let the messages already delivered be handled.
-                await self._subscription.drain()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
+                # Unsubscribe, then let the messages already delivered be taken.
+                await finish_within(subscription.drain(), bound)  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
-        if not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self._nc.flush(timeout=2)
-            await self._nc.close()
+            _, running = await asyncio.wait(set(self._tasks), timeout=bound)
+            if running:
+                logger.warning(
+                    "%d NATS requests still running after %gs at shutdown; cancelled",
+                    len(running),
+                    bound,
+                )
+            for task in running:
+                await cancel_and_wait(task)
+        # Sends the replies still buffered, then closes.
+        await self.nats.close()
 
 
 def _outcome(status: int) -> str:
@@ -171,8 +160,3 @@ def _outcome(status: int) -> str:
     if status < 400:
         return "ok"
     return "invalid" if status < 500 else "error"
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("nats worker failed to start", exc_info=task.exception())
