@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -152,9 +153,9 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
 
         # One JSON access line per request, from the service, not uvicorn's own.
         deadline = time.monotonic() + 10
-        while '"route": "/v1/products"' not in out.text and time.monotonic() < deadline:
+        while not _access_lines(out.text, "/v1/products") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert '"logger": "tessera.access"' in out.text
+        assert _access_lines(out.text, "/v1/products")
         assert "uvicorn.access" not in out.text
 
         # The demo data is in the database at the URL printed.
@@ -201,6 +202,23 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
 
 # A restart waits 1 s (the first delay), then the service has --ready-timeout (60 s).
 RESTARTED_WITHIN_S = 1 + 60
+
+
+def _access_lines(text: str, route: str) -> list[dict[str, object]]:
+    """The JSON access lines (logger `tessera.access`) for `route` in `text`, whose
+    service lines are prefixed with the service's name (`catalog   | {...}`)."""
+    lines = []
+    for line in text.splitlines():
+        _, bar, logged = line.partition("| ")
+        if not bar or not logged.startswith("{"):
+            continue
+        try:
+            record = json.loads(logged)
+        except ValueError:
+            continue
+        if record.get("logger") == "tessera.access" and record.get("route") == route:
+            lines.append(record)
+    return lines
 
 
 @contextlib.contextmanager
