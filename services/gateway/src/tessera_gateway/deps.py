@@ -7,8 +7,6 @@ schemes with the route's scopes, and tests replace it with
 `app.dependency_overrides[authenticate_or_anonymous]`. The proxied operations are not FastAPI
 routes at run time (`api/router.py` serves them, for speed), so no dependency
 runs for them: their `Proxy` admits each request through the same `Gatekeeper`.
-
-Every dependency is `async def`: FastAPI runs a plain `def` one in a thread.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from fastapi.security import (
     HTTPBearer,
     SecurityScopes,
 )
+from tessera_runtime.deps import from_state
 
 from tessera_gateway.domain.access import Access, Admission, Gatekeeper
 from tessera_gateway.messaging.hub import EventHub
@@ -44,23 +43,9 @@ API_KEY = APIKeyHeader(
 )
 
 
-async def get_settings(request: Request) -> Settings:
-    """The gateway's settings (lifespan state)."""
-    settings: Settings = request.state.settings
-    return settings
-
-
-async def get_gatekeeper(request: Request) -> Gatekeeper:
-    """Authentication and rate limiting of this app (lifespan state)."""
-    gatekeeper: Gatekeeper = request.state.gatekeeper
-    return gatekeeper
-
-
-async def get_event_hub(request: Request) -> EventHub:
-    """The CATALOG stream's reader behind `/v1/events` (lifespan state)."""
-    hub: EventHub = request.state.events
-    return hub
-
+get_settings = from_state("settings", Settings)
+get_gatekeeper = from_state("gatekeeper", Gatekeeper)
+get_event_hub = from_state("events", EventHub)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 GatekeeperDep = Annotated[Gatekeeper, Depends(get_gatekeeper)]

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from tessera_runtime.deps import from_state
 
 from tessera_inference.domain.service import InferenceService
 
-
-async def get_service(request: Request) -> InferenceService:
-    # async: FastAPI runs a plain `def` dependency on its thread pool, a thread hop per request.
-    service: InferenceService = request.state.service
-    return service
-
+get_service = from_state("service", InferenceService)
 
 ServiceDep = Annotated[InferenceService, Depends(get_service)]
