@@ -4,10 +4,9 @@
 
 1. `GET /v1/products/{id}` at 64 connections (wrk), rounds alternating the
    targets: the catalog directly, nginx proxying to it (keep-alive upstream),
-   the gateway as deployed (aiohttp client, fast lane, an API key checked and
+   the gateway as deployed (aiohttp client, proxy router, an API key checked and
    rate limited on every request), and variants of the gateway that show what
-   its design choices are worth: FastAPI's own routing and middleware instead
-   of the fast lane, httpx instead of aiohttp, and uvicorn's stock httptools
+   its design choices are worth: httpx instead of aiohttp, and uvicorn's stock httptools
    protocol instead of the header-limited one (what the limits cost). Medians
    over rounds; ratios are the median of per-round ratios to nginx.
 2. 1,000 connections for 60 s (`--timeout 10s`) against nginx and the gateway:
