@@ -31,6 +31,15 @@ class TestKeys:
         )
         assert key not in entry.to_setting()
 
+    def test_a_verified_key_is_remembered_and_only_that_exact_key(self) -> None:
+        key, entry = generate_key("svc-1")
+        store = KeyStore({entry.key_id: entry})
+
+        assert store.verify(key) is store.verify(key) is entry
+        for near in (key + "x", key[:-1], key.upper()):
+            with pytest.raises(InvalidKey):
+                store.verify(near)
+
     def test_keys_are_high_entropy_and_distinct(self) -> None:
         first, _ = generate_key("a")
         second, _ = generate_key("a")

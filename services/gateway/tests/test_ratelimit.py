@@ -46,19 +46,25 @@ class TestTokenBucket:
         assert headers[b"ratelimit-reset"] == b"1"
         assert b"retry-after" not in headers
 
-    def test_peek_tells_without_spending(self) -> None:
-        limiter = RateLimiter(10, clock=Clock())
-        policy = Policy(rate_per_s=1.0, burst=1)
+    def test_retry_after_tells_without_spending(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(10, clock=clock)
+        policy = Policy(rate_per_s=1.0, burst=2)
 
-        peeked = [limiter.peek("k", policy).allowed for _ in range(3)]
-        assert len(limiter) == 0  # peeking adds no bucket
-        taken = limiter.take("k", policy)
-        after = limiter.peek("k", policy)
+        peeked = [limiter.retry_after_s("k", policy) for _ in range(3)]
+        assert len(limiter) == 0  # asking adds no bucket
+        taken = [limiter.take("k", policy).allowed for _ in range(2)]
+        after_one = limiter.retry_after_s("k", policy)
+        clock.now += 0.5
+        half_refilled = limiter.retry_after_s("k", policy)
+        clock.now += 0.5
+        refilled = limiter.retry_after_s("k", policy)
 
-        assert peeked == [True, True, True]
-        assert taken.allowed
-        assert not after.allowed
-        assert after.retry_after_s == 1
+        assert peeked == [0, 0, 0]
+        assert taken == [True, True]
+        assert after_one == 1
+        assert half_refilled == 1  # 0.5 s to go, rounded up to a whole second
+        assert refilled == 0
 
     def test_buckets_are_per_key(self) -> None:
         limiter = RateLimiter(10, clock=Clock())

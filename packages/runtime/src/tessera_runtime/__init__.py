@@ -2,7 +2,8 @@
 
 In a service's ``create_app``::
 
-    configure_logging("catalog", settings.log_level)      # JSON lines on stdout
+    configure_logging("catalog", settings.log_level,      # JSON lines on stdout
+                      flush_interval_s=settings.log_flush_interval_s)
     registry = CollectorRegistry()
     metrics = CatalogMetrics(registry)                     # the service's own
     app = create_service_app(
@@ -28,7 +29,8 @@ In a service's ``create_app``::
   ``set_probe_timing(app, ...)`` before the lifespan starts).
 * Serving: ``tessera_runtime.server.run_service(create_app, Settings)`` is a
   service's ``python -m`` entry point (header limits, timeouts, probe port).
-* Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request;
+* Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request
+  (``AccessLog`` writes it; a NATS worker writes its own lines with one too);
   ``serve`` turns uvicorn's own off so requests are not logged twice.
 """
 
@@ -41,7 +43,7 @@ from tessera_runtime.health import (
     is_draining,
     set_probe_timing,
 )
-from tessera_runtime.logs import configure_logging
+from tessera_runtime.logs import AccessLog, configure_logging
 from tessera_runtime.middleware import ACCESS_LOGGER
 from tessera_runtime.openapi import PROBLEM_RESPONSES, problem_responses
 from tessera_runtime.probes import ProbeServer
@@ -55,6 +57,7 @@ from tessera_runtime.problems import (
 
 __all__ = [
     "ACCESS_LOGGER",
+    "AccessLog",
     "PROBLEM_RESPONSES",
     "Lifespan",
     "ProbeServer",

@@ -1,8 +1,19 @@
 """JSON logs on stdout, one object per line, carrying the service name and request id.
 
-Every request writes an access line, so the formatter is written for that path:
-the line's dict is built once, in field order, straight from the record (no
-generic field machinery), and orjson encodes it.
+Every request writes an access line, so that path is made cheap in three ways:
+
+* the formatter builds the line's dict once, in field order, straight from the
+  record (no generic field machinery), and orjson encodes it;
+* :class:`AccessLog` writes an access line without a ``LogRecord`` when Tessera's
+  handler is the only one it would reach (the configuration
+  :func:`configure_logging` makes): the same line, in the same stream, without
+  the logging module's per-record work; any other configuration (another
+  handler, a filter, pytest's capture) gets an ordinary record;
+* the handler can buffer: with a flush interval, lines are written to the
+  stream in batches, at least that often, rather than one ``write`` per line
+  (nginx's ``access_log ... buffer= flush=``). A line at WARNING or above is
+  written at once, with everything before it, so problems are never held back
+  and the order of lines is kept.
 """
 
 from __future__ import annotations
@@ -14,8 +25,10 @@ import enum
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -23,7 +36,13 @@ import orjson
 
 from tessera_runtime.context import current_context
 
-__all__ = ["ContextFilter", "ServiceJsonFormatter", "configure_logging"]
+__all__ = [
+    "AccessLog",
+    "ContextFilter",
+    "JsonLogHandler",
+    "ServiceJsonFormatter",
+    "configure_logging",
+]
 
 _HANDLER_NAME = "tessera-json"
 # uvicorn installs its own plain-text handlers on these; routing them through the
@@ -31,6 +50,8 @@ _HANDLER_NAME = "tessera-json"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _UVICORN_APP_EXCEPTION = "Exception in ASGI application"
 _CONTEXT_FIELDS = ("service", "request_id", "trace_id")
+# Buffered lines are written once they reach this many characters, whatever the interval.
+_FLUSH_CHARS = 64 * 1024
 # A LogRecord's own attributes (and the context fields, already written) are not
 # "extra"; nor is uvicorn's "color_message", the same message with terminal colour codes.
 _NOT_EXTRA = frozenset(
@@ -122,13 +143,14 @@ class ServiceJsonFormatter(logging.Formatter):
         # strftime are most of the cost of a timestamp.
         self._second: tuple[int, str] = (-1, "")
 
-    def _time(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+    def timestamp(self, created: float) -> str:
+        """``created`` (seconds since the epoch) as ISO 8601 UTC with milliseconds."""
+        second = int(created)
         cached, text = self._second
         if cached != second:
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int(record.msecs):03d}Z"
+        return f"{text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         msg = record.msg
@@ -136,7 +158,7 @@ class ServiceJsonFormatter(logging.Formatter):
         record.message = "" if logged is not None else record.getMessage()
         fields = record.__dict__
         data: dict[str, Any] = {
-            "time": self._time(record),
+            "time": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.message,
@@ -163,6 +185,141 @@ class ServiceJsonFormatter(logging.Formatter):
         return tail
 
 
+class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes :class:`ServiceJsonFormatter` lines with the :class:`ContextFilter` fields.
+
+    With ``flush_interval_s`` above 0 the lines wait in memory and go to the
+    stream in one write at least that often (a daemon thread flushes), when a
+    line at WARNING or above arrives, when they exceed ``_FLUSH_BYTES``, and on
+    ``flush``/``close`` (``logging.shutdown`` at exit). At 0 every line is
+    written and flushed at once.
+    """
+
+    def __init__(self, service: str, stream: TextIO, *, flush_interval_s: float = 0.0) -> None:
+        super().__init__(stream)
+        self.set_name(_HANDLER_NAME)
+        self.json_formatter = ServiceJsonFormatter()
+        self.setFormatter(self.json_formatter)
+        self.context = ContextFilter(service)
+        self.addFilter(self.context)
+        self.flush_interval_s = flush_interval_s
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._closed = threading.Event()
+        if flush_interval_s > 0:
+            threading.Thread(target=self._flush_periodically, name="log-flush", daemon=True).start()
+
+    def _flush_periodically(self) -> None:
+        while not self._closed.wait(self.flush_interval_s):
+            self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write_line(self.format(record), record.levelno)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def write_line(self, line: str, level: int) -> None:
+        """Write one formatted line (the caller holds no lock)."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            if self.flush_interval_s <= 0:
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+                return
+            self._pending.append(line)
+            self._pending_chars += len(line) + 1
+            if level >= logging.WARNING or self._pending_chars >= _FLUSH_CHARS:
+                self._write_pending()
+
+    def write_fields(
+        self, level: int, logger: str, message: str, fields: Mapping[str, Any]
+    ) -> None:
+        """Write the line a record of `logger` with these extra `fields` would make,
+        without making the record (:class:`AccessLog`)."""
+        ctx = current_context()
+        data: dict[str, Any] = {
+            "time": self.json_formatter.timestamp(time.time()),
+            "level": logging.getLevelName(level),
+            "logger": logger,
+            "message": message,
+            "service": self.context.service,
+            "request_id": None if ctx is None else ctx.request_id,
+            "trace_id": None if ctx is None else ctx.trace_id,
+        }
+        data.update(fields)
+        self.write_line(_encode(data), level)
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            lines, self._pending, self._pending_chars = self._pending, [], 0
+            self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.stream is not None and hasattr(self.stream, "flush"):
+                self._write_pending()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush()
+        super().close()
+
+    def alone_for(self, logger: logging.Logger, level: int) -> bool:
+        """Whether a record of `logger` at `level` would reach this handler and no
+        other handler or filter: then `write_fields` writes exactly its line."""
+        if self.formatter is not self.json_formatter or self.filters != [self.context]:
+            return False
+        if level < self.level:
+            return False
+        found = False
+        current: logging.Logger | None = logger
+        while current is not None:
+            if current.filters:
+                return False
+            for handler in current.handlers:
+                if handler is not self:
+                    return False
+                found = True
+            if not current.propagate:
+                break
+            current = current.parent
+        return found
+
+
+class AccessLog:
+    """Access lines (one per request or message handled) on one logger, written cheaply.
+
+    `write` logs `message` with `fields` as the record's extra fields: straight
+    through Tessera's JSON handler when it alone would handle the record, as an
+    ordinary record otherwise. Either way the line is the same, and the logger's
+    level (``tessera.access`` at WARNING silences it) decides whether there is one.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+
+    def enabled(self, level: int) -> bool:
+        return self.logger.isEnabledFor(level)
+
+    def write(self, level: int, message: str, fields: Mapping[str, Any]) -> None:
+        """Write one line; call `enabled` first so nothing is built for a silent log."""
+        handler = _json_handler()
+        if handler is not None and handler.alone_for(self.logger, level):
+            handler.write_fields(level, self.logger.name, message, fields)
+        else:
+            self.logger.log(level, "%s", message, extra=fields)
+
+
+def _json_handler() -> JsonLogHandler | None:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, JsonLogHandler):
+            return handler
+    return None
+
+
 class _DropDuplicateAppException(logging.Filter):
     # The unhandled-exception handler already logged the traceback with the request
     # id; uvicorn logs the same exception again (re-raised by ServerErrorMiddleware).
@@ -170,7 +327,13 @@ class _DropDuplicateAppException(logging.Filter):
         return not (isinstance(record.msg, str) and record.msg.startswith(_UVICORN_APP_EXCEPTION))
 
 
-def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    service: str,
+    level: str = "INFO",
+    *,
+    stream: TextIO | None = None,
+    flush_interval_s: float = 0.0,
+) -> None:
     """Send all logs to ``stream`` (default stdout) as JSON lines; safe to call again.
 
     Each line has ``time``, ``level``, ``logger``, ``message``, ``service``,
@@ -181,6 +344,8 @@ def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | Non
         service: value of the ``service`` field.
         level: root log level name, e.g. ``"INFO"`` or ``"debug"``.
         stream: where to write; stdout when None.
+        flush_interval_s: buffer lines below WARNING for at most this long
+            (:class:`JsonLogHandler`); 0 writes each line at once.
 
     Raises:
         ValueError: ``level`` is not a logging level name.
@@ -189,10 +354,9 @@ def configure_logging(service: str, level: str = "INFO", *, stream: TextIO | Non
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}")
 
-    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(ServiceJsonFormatter())
-    handler.addFilter(ContextFilter(service))
+    handler = JsonLogHandler(
+        service, stream if stream is not None else sys.stdout, flush_interval_s=flush_interval_s
+    )
 
     root = logging.getLogger()
     # Replace (not add) our handler so a second call changes service/level/stream

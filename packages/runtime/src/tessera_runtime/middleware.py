@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera_runtime.context import _reset, _set, new_context
+from tessera_runtime.logs import AccessLog
 from tessera_runtime.metrics import UNMATCHED_ROUTE, HttpMetrics
 
 __all__ = ["ACCESS_LOGGER", "RequestContextMiddleware", "RouteTemplates"]
@@ -111,7 +112,7 @@ class RequestContextMiddleware:
         # Probe and scrape endpoints are hit every few seconds; their access lines
         # go out at DEBUG so they do not drown the requests that matter.
         self.quiet_routes = frozenset(quiet_routes)
-        self.access_log = logging.getLogger(ACCESS_LOGGER)
+        self.access_log = AccessLog(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,21 +165,16 @@ class RequestContextMiddleware:
 
     def _log(self, scope: Scope, route: str, status: int, duration: float) -> None:
         level = logging.DEBUG if route in self.quiet_routes else logging.INFO
-        access_log = self.access_log
         # The cheap check first: nothing below runs when the access log is off.
-        if not access_log.isEnabledFor(level):
+        if not self.access_log.enabled(level):
             return
         method = scope["method"]
         path = scope["path"]
-        # Logger.log would also walk the stack for the caller's file and line (always
-        # this method) and copy `extra` key by key; the record is the same.
-        record = logging.getLogRecordFactory()(
-            ACCESS_LOGGER, level, __file__, 0, "%s %s %s", (method, path, status), None, "_log"
-        )
-        fields = record.__dict__
-        fields["method"] = method
-        fields["route"] = route
-        fields["path"] = path
-        fields["status"] = status
-        fields["duration_ms"] = round(duration * 1000, 3)
-        access_log.handle(record)
+        fields = {
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+        }
+        self.access_log.write(level, f"{method} {path} {status}", fields)

@@ -66,6 +66,10 @@ class ServerSettings(BaseSettings):
     begins. Where nothing takes it out of rotation before the signal (no preStop
     sleep), this lets clients and load balancers move away before the listener
     closes and refuses them. A second signal stops at once."""
+    log_flush_interval_s: float = Field(default=0.25, ge=0, le=10)
+    """Longest time a log line below WARNING waits in memory before it is written
+    (lines go out in batches: one write per batch, not per request); 0 writes every
+    line at once. Warnings and errors are written at once, with what came before."""
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of the separate `/healthz` and `/readyz` listener; unset: none."""
     probe_liveness_stall_s: float = Field(default=30.0, gt=1.0)

@@ -171,7 +171,7 @@ def create_app(
             contract's tables that a service behind the gateway owns.
     """
     settings = settings or Settings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
     if not settings.access_log:
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
 

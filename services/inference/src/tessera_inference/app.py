@@ -64,7 +64,9 @@ async def _nats_ready(request: Request) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging("inference", settings.log_level)
+    configure_logging(
+        "inference", settings.log_level, flush_interval_s=settings.log_flush_interval_s
+    )
     # One registry per app, created here so the service's metrics exist before it runs.
     metrics_registry = CollectorRegistry()
     metrics = InferenceMetrics(metrics_registry)

@@ -121,9 +121,9 @@ class Gatekeeper:
             if access.anonymous and self.anonymous_reads:
                 return Principal(key_id=None, scopes=frozenset(), client=address)
             raise Unauthorized("an API key is required: `Authorization: Bearer <key>`")
-        blocked = self.failures.peek(address, self.failure_policy)
-        if not blocked.allowed:
-            raise self._blocked(blocked.retry_after_s)
+        blocked_s = self.failures.retry_after_s(address, self.failure_policy)
+        if blocked_s:
+            raise self._blocked(blocked_s)
         try:
             entry = self.keys.verify(key)
         except InvalidKey as error:

@@ -3,7 +3,9 @@
 A key is `tsk_<id>_<secret>`. The gateway stores only `sha256(key)` per id; a
 request's key is found by its id (not secret) and then checked with a
 constant-time comparison of digests, so neither lookup nor comparison time
-depends on the secret.
+depends on the secret. A key that passed is remembered (at most one entry per
+configured key: only the exact key string verifies), so a client's later
+requests skip the hash; a key that fails is checked in full every time.
 """
 
 from __future__ import annotations
@@ -101,12 +103,16 @@ class KeyStore:
 
     def __init__(self, entries: Mapping[str, ApiKeyEntry]) -> None:
         self._entries = dict(entries)
+        self._verified: dict[str, ApiKeyEntry] = {}
 
     @classmethod
     def from_setting(cls, setting: str) -> KeyStore:
         return cls(parse_key_entries(setting))
 
     def verify(self, key: str) -> ApiKeyEntry:
+        verified = self._verified.get(key)
+        if verified is not None:
+            return verified
         if not key.startswith(KEY_PREFIX):
             raise InvalidKey("malformed API key")
         key_id, _, secret = key[len(KEY_PREFIX) :].partition("_")
@@ -115,6 +121,7 @@ class KeyStore:
         presented = digest(key)
         if entry is None or not secret or not hmac.compare_digest(presented, entry.digest):
             raise InvalidKey("unknown API key")
+        self._verified[key] = entry
         return entry
 
 

@@ -93,12 +93,15 @@ class RateLimiter:
             bucket.tokens -= 1.0
         return _decision(allowed, policy, bucket.tokens)
 
-    def peek(self, key: str, policy: Policy) -> Decision:
-        """Whether `key`'s bucket has a token, without spending it or adding a bucket:
-        for limits on failures, where a token is spent only once a request failed."""
+    def retry_after_s(self, key: str, policy: Policy) -> int:
+        """Seconds until `key`'s bucket has a token (0: it has one now), without
+        spending it or adding a bucket: for limits on failures, where a token is
+        spent only once a request failed. An address that never failed has no
+        bucket, so the common case is one dict lookup."""
         bucket = self._buckets.get(key)
-        tokens = float(policy.burst) if bucket is None else _refilled(bucket, policy, self._clock())
-        return _decision(tokens >= 1.0, policy, tokens)
+        if bucket is None:
+            return 0
+        return _retry_after_s(policy, _refilled(bucket, policy, self._clock()))
 
 
 def _refilled(bucket: _Bucket, policy: Policy, now: float) -> float:
@@ -111,5 +114,11 @@ def _decision(allowed: bool, policy: Policy, tokens: float) -> Decision:
         policy=policy,
         remaining=int(tokens),
         reset_s=math.ceil((policy.burst - tokens) / policy.rate_per_s),
-        retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / policy.rate_per_s)),
+        retry_after_s=0 if allowed else _retry_after_s(policy, tokens),
     )
+
+
+def _retry_after_s(policy: Policy, tokens: float) -> int:
+    if tokens >= 1.0:
+        return 0
+    return max(1, math.ceil((1.0 - tokens) / policy.rate_per_s))

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from tessera_contracts import PROBLEM_HEADERS
 from tessera_contracts.v1.subjects import PREDICT
-from tessera_runtime import ACCESS_LOGGER, error_problem
+from tessera_runtime import ACCESS_LOGGER, AccessLog, error_problem
 from tessera_runtime.context import REQUEST_ID_HEADER, bind_context
 from tessera_runtime.messaging import NatsConnection
 from tessera_runtime.tasks import cancel_and_wait, finish_within
@@ -43,7 +43,7 @@ class PredictWorker:
         self._subscription: Subscription | None = None
         self._slots = asyncio.Semaphore(settings.nats_max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._access_log = logging.getLogger(ACCESS_LOGGER)
+        self._access_log = AccessLog(ACCESS_LOGGER)
 
     @property
     def ready(self) -> bool:
@@ -115,7 +115,7 @@ class PredictWorker:
         # level silences both). The bound context adds request_id and trace_id
         # from the message headers, so a request can be followed from the
         # gateway through the catalog to here.
-        if not self._access_log.isEnabledFor(logging.INFO):
+        if not self._access_log.enabled(logging.INFO):
             return
         extra = {
             "transport": "nats",
@@ -127,7 +127,7 @@ class PredictWorker:
             "replied": replied,
             "duration_ms": round(duration * 1000, 3),
         }
-        self._access_log.info("NATS %s %s", subject, status, extra=extra)
+        self._access_log.write(logging.INFO, f"NATS {subject} {status}", extra)
 
     async def stop(self) -> None:
         """Stop taking requests, answer those in flight, close the connection.
