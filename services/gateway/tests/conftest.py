@@ -228,3 +228,15 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@asynccontextmanager
+async def in_front_of(
+    tap: Tap, make_gateway: MakeGateway, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway (with these `settings`) whose catalog is `tap`, served on a port of its own."""
+    async with (
+        serve(tap) as tapped,
+        make_gateway(catalog_url=HttpUrl(tapped), **settings) as gateway,
+    ):
+        yield gateway

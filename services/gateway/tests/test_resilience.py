@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from tessera_gateway.clients.resilience import BreakerState, CircuitBreaker, RetryBudget, backoff_s
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from .conftest import Clock
 
 
 def breaker(clock: Clock, changes: list[BreakerState] | None = None) -> CircuitBreaker:
     b = CircuitBreaker(failure_threshold=3, open_s=10.0, half_open_probes=1, clock=clock)
     if changes is not None:
         b.on_change = changes.append
+    return b
+
+
+def probing(clock: Clock) -> CircuitBreaker:
+    """A breaker that opened (3 failures), waited out its 10 s and let its one probe through."""
+    b = breaker(clock)
+    for _ in range(3):
+        b.failure()
+    clock.now += 10.0
+    assert b.allow()
     return b
 
 
@@ -57,12 +61,7 @@ class TestCircuitBreaker:
         assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
 
     def test_failed_probe_opens_it_again(self) -> None:
-        clock = Clock()
-        b = breaker(clock)
-        for _ in range(3):
-            b.failure()
-        clock.now += 10.0
-        assert b.allow()
+        b = probing(Clock())
 
         b.failure()
 
@@ -70,12 +69,7 @@ class TestCircuitBreaker:
         assert b.retry_after_s() == 10.0
 
     def test_released_probe_frees_its_slot(self) -> None:
-        clock = Clock()
-        b = breaker(clock)
-        for _ in range(3):
-            b.failure()
-        clock.now += 10.0
-        assert b.allow()
+        b = probing(Clock())
 
         b.release()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,9 +13,15 @@ from tessera_contracts.problem import Problem
 from tessera_stack import testing
 from tessera_stack.testing import product_body
 
-from .conftest import Clock, Keys, MakeGateway, Tap, serve
+from .conftest import Clock, Keys, MakeGateway, Tap, in_front_of, serve
 
 PRODUCTS = "/v1/products"
+
+
+@pytest.fixture
+def before_catalog(make_gateway: MakeGateway, catalog_url: str) -> MakeGateway:
+    """`make_gateway` in front of the real catalog: `async with before_catalog(**settings)`."""
+    return functools.partial(make_gateway, catalog_url=HttpUrl(catalog_url))
 
 
 def assert_problem(response: httpx.Response, status: int) -> Problem:
@@ -61,9 +68,9 @@ class TestAuthentication:
         assert response.status_code == 201
 
     async def test_anonymous_reads_can_be_turned_off(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(catalog_url=HttpUrl(catalog_url), anonymous_reads=False) as gateway:
+        async with before_catalog(anonymous_reads=False) as gateway:
             anonymous = await gateway.get(PRODUCTS)
             with_key = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
 
@@ -122,11 +129,9 @@ class TestForwardedHeaders:
 
 class TestRateLimit:
     async def test_bucket_empties_into_429_with_retry_after(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url), rate_limit_burst=2, rate_limit_per_s=0.5
-        ) as gateway:
+        async with before_catalog(rate_limit_burst=2, rate_limit_per_s=0.5) as gateway:
             reader = Keys.bearer(keys.reader)
             first = await gateway.get(PRODUCTS, headers=reader)
             second = await gateway.get(PRODUCTS, headers=reader)
@@ -147,12 +152,10 @@ class TestRateLimit:
         assert anonymous.status_code == 200
 
     async def test_anonymous_callers_are_limited_by_address(
-        self, make_gateway: MakeGateway, catalog_url: str
+        self, before_catalog: MakeGateway
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url),
-            anonymous_rate_limit_burst=1,
-            anonymous_rate_limit_per_s=0.1,
+        async with before_catalog(
+            anonymous_rate_limit_burst=1, anonymous_rate_limit_per_s=0.1
         ) as gateway:
             first = await gateway.get(PRODUCTS)
             second = await gateway.get(PRODUCTS)
@@ -164,11 +167,9 @@ class TestRateLimit:
 
 class TestFailedAuthenticationLimit:
     async def test_wrong_keys_from_one_address_are_blocked_after_the_burst(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url), auth_failure_burst=10, auth_failure_rate_per_s=0.01
-        ) as gateway:
+        async with before_catalog(auth_failure_burst=10, auth_failure_rate_per_s=0.01) as gateway:
             wrong = [
                 await gateway.get(PRODUCTS, headers=Keys.bearer(f"tsk_reader_guess{n}"))
                 for n in range(300)
@@ -188,11 +189,9 @@ class TestFailedAuthenticationLimit:
         assert anonymous.status_code == 200  # without a key: not an attempt, not blocked
 
     async def test_missing_keys_and_missing_scopes_are_no_failed_attempts(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=0.01
-        ) as gateway:
+        async with before_catalog(auth_failure_burst=1, auth_failure_rate_per_s=0.01) as gateway:
             no_key = [await gateway.post(PRODUCTS, json={}) for _ in range(5)]
             no_scope = [
                 await gateway.get(PRODUCTS, headers=Keys.bearer(keys.predictor)) for _ in range(5)
@@ -206,14 +205,11 @@ class TestFailedAuthenticationLimit:
         assert second_wrong.status_code == 429
 
     async def test_the_block_lifts_as_the_bucket_refills(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
         clock = Clock()
-        async with make_gateway(
-            clock=clock,
-            catalog_url=HttpUrl(catalog_url),
-            auth_failure_burst=1,
-            auth_failure_rate_per_s=4.0,
+        async with before_catalog(
+            clock=clock, auth_failure_burst=1, auth_failure_rate_per_s=4.0
         ) as gateway:
             await gateway.get(PRODUCTS, headers=Keys.bearer("tsk_reader_nope"))
             blocked = await gateway.get(PRODUCTS, headers=Keys.bearer(keys.reader))
@@ -237,12 +233,10 @@ class TestClientAddress:
         return {"X-Forwarded-For": address}
 
     async def test_anonymous_callers_of_one_ipv6_64_share_a_bucket(
-        self, make_gateway: MakeGateway, catalog_url: str
+        self, before_catalog: MakeGateway
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url),
-            anonymous_rate_limit_burst=1,
-            anonymous_rate_limit_per_s=0.01,
+        async with before_catalog(
+            anonymous_rate_limit_burst=1, anonymous_rate_limit_per_s=0.01
         ) as gateway:
             statuses = {
                 address: (await gateway.get(PRODUCTS, headers=self.from_(address))).status_code
@@ -268,11 +262,9 @@ class TestClientAddress:
         }
 
     async def test_failed_key_checks_from_one_ipv6_64_share_a_budget(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(
-            catalog_url=HttpUrl(catalog_url), auth_failure_burst=1, auth_failure_rate_per_s=0.01
-        ) as gateway:
+        async with before_catalog(auth_failure_burst=1, auth_failure_rate_per_s=0.01) as gateway:
             reader = Keys.bearer(keys.reader)
             wrong = await gateway.get(
                 PRODUCTS, headers=Keys.bearer("tsk_reader_nope") | self.from_("2001:db8:a:b::1")
@@ -286,48 +278,30 @@ class TestClientAddress:
 
 
 class TestBodyLimit:
-    async def test_declared_length_over_the_limit_is_413(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
-    ) -> None:
-        tap = Tap(catalog_url)
-        async with (
-            serve(tap) as tapped,
-            make_gateway(catalog_url=HttpUrl(tapped), max_body_bytes=1000) as gateway,
-        ):
-            response = await gateway.post(
-                PRODUCTS,
-                json=product_body("SEC-0201", description="x" * 2000),
-                headers=Keys.bearer(keys.writer),
-            )
-
-        assert_problem(response, 413)
-        assert tap.seen == []
-
-    async def test_streamed_body_is_cut_off_at_the_limit(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+    @pytest.mark.parametrize("framing", ["content-length", "chunked"])
+    async def test_a_body_over_the_limit_is_413_and_never_forwarded(
+        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys, framing: str
     ) -> None:
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(100):
                 yield b"x" * 500
 
         tap = Tap(catalog_url)
-        async with (
-            serve(tap) as tapped,
-            make_gateway(catalog_url=HttpUrl(tapped), max_body_bytes=1000) as gateway,
-        ):
-            response = await gateway.post(
-                PRODUCTS,
-                content=chunks(),  # chunked: no Content-Length to check up front
-                headers=Keys.bearer(keys.writer) | {"Content-Type": "application/json"},
-            )
+        async with in_front_of(tap, make_gateway, max_body_bytes=1000) as gateway:
+            if framing == "content-length":  # refused from the header, before reading
+                body = product_body("SEC-0201", description="x" * 2000)
+                response = await gateway.post(PRODUCTS, json=body, headers=Keys.bearer(keys.writer))
+            else:  # no length to check up front: cut off as it arrives
+                headers = Keys.bearer(keys.writer) | {"Content-Type": "application/json"}
+                response = await gateway.post(PRODUCTS, content=chunks(), headers=headers)
 
         assert_problem(response, 413)
         assert tap.seen == []
 
     async def test_body_within_the_limit_goes_through(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
+        self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with make_gateway(catalog_url=HttpUrl(catalog_url), max_body_bytes=1000) as gateway:
+        async with before_catalog(max_body_bytes=1000) as gateway:
             response = await gateway.post(
                 PRODUCTS, json=product_body("SEC-0202"), headers=Keys.bearer(keys.writer)
             )

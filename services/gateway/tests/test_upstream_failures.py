@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,7 @@ from tessera_catalog.settings import Settings as CatalogSettings
 from tessera_contracts.problem import Problem
 from tessera_stack.testing import WaitUntil, product_body
 
-from .conftest import Keys, MakeGateway, Tap, free_port, serve
+from .conftest import Keys, MakeGateway, Tap, free_port, in_front_of, serve
 
 PRODUCTS = "/v1/products"
 
@@ -131,10 +133,7 @@ class TestUpstreamDown:
 class TestSlowUpstream:
     async def test_deadline_gives_504(self, make_gateway: MakeGateway, catalog_url: str) -> None:
         tap = Tap(catalog_url, delay_s=2.0)
-        async with (
-            serve(tap) as slow,
-            make_gateway(catalog_url=HttpUrl(slow), catalog_timeout_s=0.3) as gateway,
-        ):
+        async with in_front_of(tap, make_gateway, catalog_timeout_s=0.3) as gateway:
             started = time.perf_counter()
             response = await gateway.get(PRODUCTS)
             elapsed = time.perf_counter() - started
@@ -147,12 +146,9 @@ class TestSlowUpstream:
         self, make_gateway: MakeGateway, catalog_url: str
     ) -> None:
         tap = Tap(catalog_url, delay_s=1.0)
-        async with (
-            serve(tap) as slow,
-            make_gateway(
-                catalog_url=HttpUrl(slow), upstream_max_connections=1, upstream_queue_timeout_s=0.2
-            ) as gateway,
-        ):
+        async with in_front_of(
+            tap, make_gateway, upstream_max_connections=1, upstream_queue_timeout_s=0.2
+        ) as gateway:
             first, second = await asyncio.gather(gateway.get(PRODUCTS), gateway.get(PRODUCTS))
 
         statuses = sorted([first.status_code, second.status_code])
@@ -163,67 +159,52 @@ class TestSlowUpstream:
 
 
 class TestRetries:
-    async def test_get_is_retried_after_a_503(
-        self, make_gateway: MakeGateway, catalog_url: str
+    @pytest.mark.parametrize(
+        ("method", "path", "body", "idempotency_key", "failure", "status", "attempts"),
+        [
+            # Safe to repeat: the GET goes again and succeeds.
+            ("GET", PRODUCTS, None, None, 503, 200, 2),
+            # A POST could create twice: never repeated without an Idempotency-Key...
+            ("POST", PRODUCTS, product_body("RT-0001"), None, 503, 503, 1),
+            # ...repeated with one, since the catalog replays its stored result.
+            ("POST", PRODUCTS, product_body("RT-0002"), "rt-0002", 502, 201, 2),
+            # The contract says a PATCH is never retried, key or not.
+            ("PATCH", f"{PRODUCTS}/{uuid.UUID(int=0)}", {"price": 1.0}, "rt-0003", 503, 503, 1),
+        ],
+        ids=["get", "post", "post-with-idempotency-key", "patch"],
+    )
+    async def test_what_is_retried_after_an_unavailable_upstream(
+        self,
+        make_gateway: MakeGateway,
+        catalog_url: str,
+        keys: Keys,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        failure: int,
+        status: int,
+        attempts: int,
     ) -> None:
-        tap = Tap(catalog_url, fail_next=[503])
-        async with serve(tap) as flaky, make_gateway(catalog_url=HttpUrl(flaky)) as gateway:
-            response = await gateway.get(PRODUCTS)
+        tap = Tap(catalog_url, fail_next=[failure])
+        headers = Keys.bearer(keys.writer)
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        async with in_front_of(tap, make_gateway) as gateway:
+            response = await gateway.request(method, path, json=body, headers=headers)
 
-        assert response.status_code == 200
-        assert len(tap.seen) == 2
-
-    async def test_post_is_not_retried_without_an_idempotency_key(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
-    ) -> None:
-        tap = Tap(catalog_url, fail_next=[503])
-        async with serve(tap) as flaky, make_gateway(catalog_url=HttpUrl(flaky)) as gateway:
-            response = await gateway.post(
-                PRODUCTS, json=product_body("RT-0001"), headers=Keys.bearer(keys.writer)
-            )
-
-        upstream_problem(response, 503)
-        assert len(tap.seen) == 1
-
-    async def test_post_with_an_idempotency_key_is_retried(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
-    ) -> None:
-        tap = Tap(catalog_url, fail_next=[502])
-        async with serve(tap) as flaky, make_gateway(catalog_url=HttpUrl(flaky)) as gateway:
-            response = await gateway.post(
-                PRODUCTS,
-                json=product_body("RT-0002"),
-                headers=Keys.bearer(keys.writer) | {"Idempotency-Key": "rt-0002"},
-            )
-
-        assert response.status_code == 201
-        assert len(tap.seen) == 2
-
-    async def test_a_patch_is_never_retried(
-        self, make_gateway: MakeGateway, catalog_url: str, keys: Keys
-    ) -> None:
-        tap = Tap(catalog_url, fail_next=[503])
-        url = f"{PRODUCTS}/00000000-0000-0000-0000-000000000000"
-        async with serve(tap) as flaky, make_gateway(catalog_url=HttpUrl(flaky)) as gateway:
-            response = await gateway.patch(
-                url,
-                json={"price": 1.0},
-                headers=Keys.bearer(keys.writer) | {"Idempotency-Key": "rt-0003"},
-            )
-
-        upstream_problem(response, 503)
-        assert len(tap.seen) == 1
+        if status >= 500:
+            upstream_problem(response, status)
+        assert response.status_code == status, response.text
+        assert len(tap.seen) == attempts
 
     async def test_an_empty_retry_budget_stops_retries(
         self, make_gateway: MakeGateway, catalog_url: str
     ) -> None:
         tap = Tap(catalog_url, fail_next=[503])
-        async with (
-            serve(tap) as flaky,
-            make_gateway(
-                catalog_url=HttpUrl(flaky), retry_budget_min=0, retry_budget_ratio=0.0
-            ) as gateway,
-        ):
+        async with in_front_of(
+            tap, make_gateway, retry_budget_min=0, retry_budget_ratio=0.0
+        ) as gateway:
             response = await gateway.get(PRODUCTS)
 
         upstream_problem(response, 503)
@@ -233,7 +214,7 @@ class TestRetries:
         self, make_gateway: MakeGateway, catalog_url: str
     ) -> None:
         tap = Tap(catalog_url, fail_next=[500], fail_body=b"Traceback: secret internals")
-        async with serve(tap) as broken, make_gateway(catalog_url=HttpUrl(broken)) as gateway:
+        async with in_front_of(tap, make_gateway) as gateway:
             response = await gateway.get(PRODUCTS)
 
         upstream_problem(response, 502)
@@ -247,12 +228,9 @@ class TestLargeResponses:
     ) -> None:
         body = bytes(range(256)) * 4096  # 1 MiB, sent chunked (no Content-Length)
         tap = Tap(catalog_url, fail_next=[200], fail_body=body)
-        async with (
-            serve(tap) as big,
-            make_gateway(
-                catalog_url=HttpUrl(big), upstream_max_connections=1, upstream_queue_timeout_s=0.5
-            ) as gateway,
-        ):
+        async with in_front_of(
+            tap, make_gateway, upstream_max_connections=1, upstream_queue_timeout_s=0.5
+        ) as gateway:
             response = await gateway.get(PRODUCTS)
             after = await gateway.get(PRODUCTS)  # the one upstream slot was released
 

@@ -11,6 +11,7 @@ which is what its throughput is made of (docs/gateway.md, performance).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import Receive, Scope, Send
@@ -71,6 +72,7 @@ class ClientGone(Exception):
     """The client disconnected before its request was forwarded: nothing to answer."""
 
 
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """Forwards one operation's requests to its upstream.
 
@@ -79,21 +81,12 @@ class Proxy:
     `relay` (the response is on its way: nothing raised here can be answered).
     """
 
-    def __init__(
-        self,
-        upstream: Upstream,
-        access: Access,
-        gatekeeper: Gatekeeper,
-        max_body_bytes: int,
-        *,
-        retry: Retry = "never",
-    ) -> None:
-        self.upstream = upstream
-        self.access = access
-        self.gatekeeper = gatekeeper
-        self.max_body_bytes = max_body_bytes
-        self.retry = retry
-        """When a failed attempt may be repeated: the operation's `retry_policy`."""
+    upstream: Upstream
+    access: Access
+    gatekeeper: Gatekeeper
+    max_body_bytes: int
+    retry: Retry = "never"
+    """When a failed attempt may be repeated: the operation's `retry_policy`."""
 
     async def exchange(self, scope: Scope, receive: Receive) -> tuple[Reply, RawHeaders]:
         """Admit the request and get the upstream's reply; also return the headers to add.
