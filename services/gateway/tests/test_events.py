@@ -261,7 +261,13 @@ class TestEvents:
         assert announced == {"id": str(newest)}
         assert event.id == published == newest + 1
         assert event.data == {"n": 2}
-        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+        # The stream's own warnings; a slow machine may add others (a late probe).
+        stream_warnings = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("tessera_gateway")
+        ]
+        assert stream_warnings == []
 
     async def test_without_nats_it_is_503(self, make_gateway: MakeGateway) -> None:
         async with make_gateway(nats_url=f"nats://127.0.0.1:{free_port()}") as gateway:

@@ -131,7 +131,9 @@ class TestRateLimit:
     async def test_bucket_empties_into_429_with_retry_after(
         self, before_catalog: MakeGateway, keys: Keys
     ) -> None:
-        async with before_catalog(rate_limit_burst=2, rate_limit_per_s=0.5) as gateway:
+        # A clock of the test's own: a slow machine's real seconds would refill the bucket.
+        clock = Clock()
+        async with before_catalog(clock=clock, rate_limit_burst=2, rate_limit_per_s=0.5) as gateway:
             reader = Keys.bearer(keys.reader)
             first = await gateway.get(PRODUCTS, headers=reader)
             second = await gateway.get(PRODUCTS, headers=reader)
