@@ -75,6 +75,8 @@ _current: ContextVar[RequestContext | None] = ContextVar("tessera_request_contex
 # uuid4() and secrets call once per id, and the gateway makes ids on every request.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+_NO_SPAN = "0" * 16
+_NO_TRACE = "0" * 32
 
 
 def new_request_id() -> str:
@@ -90,6 +92,24 @@ def new_span_id() -> str:
 def new_trace_id() -> str:
     """A random, non-zero 128-bit trace id in lower-case hex."""
     return f"{getrandbits(128) or 1:032x}"
+
+
+def _new_ids() -> tuple[str, str, str]:
+    """A request id, a trace id and a span id, as the three functions above make
+    them, from one random draw and one formatting (the request path makes all three)."""
+    digits = f"{(getrandbits(320) & _UUID4_CLEAR_320) | _UUID4_SET_320:080x}"
+    trace_id, span_id = digits[32:64], digits[64:]
+    # All zeros is invalid in W3C Trace Context (a chance of 2**-64 for the span id).
+    if span_id == _NO_SPAN:
+        span_id = new_span_id()
+    if trace_id == _NO_TRACE:
+        trace_id = new_trace_id()
+    return digits[:32], trace_id, span_id
+
+
+# The request id is the top 128 of the 320 bits.
+_UUID4_CLEAR_320 = (_UUID4_CLEAR << 192) | ((1 << 192) - 1)
+_UUID4_SET_320 = _UUID4_SET << 192
 
 
 def sane_request_id(value: str | None) -> str | None:
@@ -124,13 +144,14 @@ def new_context(request_id: str | None = None, traceparent: str | None = None) -
     Returns:
         The context, with a new span id for this hop.
     """
-    rid = sane_request_id(request_id) or new_request_id()
+    new_rid, new_trace, span_id = _new_ids()
+    rid = sane_request_id(request_id) or new_rid
     parsed = parse_traceparent(traceparent)
     if parsed is None:
-        trace_id, flags = new_trace_id(), _NEW_TRACE_FLAGS
+        trace_id, flags = new_trace, _NEW_TRACE_FLAGS
     else:
         trace_id, flags = parsed
-    return RequestContext(rid, trace_id, new_span_id(), flags)
+    return RequestContext(rid, trace_id, span_id, flags)
 
 
 def current_context() -> RequestContext | None:

@@ -34,7 +34,9 @@ class Policy:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per request, and a frozen dataclass's __init__ costs
+# several times a plain one's.
+@dataclass(slots=True)
 class Decision:
     allowed: bool
     policy: Policy
