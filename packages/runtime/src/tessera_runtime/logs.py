@@ -50,6 +50,8 @@ _HANDLER_NAME = "tessera-json"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _UVICORN_APP_EXCEPTION = "Exception in ASGI application"
 _CONTEXT_FIELDS = ("service", "request_id", "trace_id")
+# ".000Z" to ".999Z": the end of every timestamp, formatted once.
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
 # Buffered lines are written once they reach this many characters, whatever the interval.
 _FLUSH_CHARS = 64 * 1024
 # A LogRecord's own attributes (and the context fields, already written) are not
@@ -145,12 +147,12 @@ class ServiceJsonFormatter(logging.Formatter):
 
     def timestamp(self, created: float) -> str:
         """``created`` (seconds since the epoch) as ISO 8601 UTC with milliseconds."""
-        second = int(created)
+        second, millis = divmod(int(created * 1000), 1000)
         cached, text = self._second
         if cached != second:
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int((created - second) * 1000):03d}Z"
+        return text + _MILLIS[millis]
 
     def format(self, record: logging.LogRecord) -> str:
         msg = record.msg
