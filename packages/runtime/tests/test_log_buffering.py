@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ def json_handler() -> JsonLogHandler:
 
 
 @pytest.fixture
-def only_ours(restore_logging: None) -> Iterator[io.StringIO]:
+def only_ours(restore_logging: None) -> io.StringIO:
     """Logging as a service runs it: Tessera's handler alone on the root logger.
 
     pytest adds its capture handler for each phase of a test, so the test body
@@ -34,7 +34,7 @@ def only_ours(restore_logging: None) -> Iterator[io.StringIO]:
     """
     stream = io.StringIO()
     configure_logging("demo", "INFO", stream=stream)
-    yield stream
+    return stream
 
 
 def drop_pytest_handlers() -> None:
@@ -123,9 +123,7 @@ class TestBufferedHandler:
 
         written = lines(stream)
         assert 0 < len(written) < 2000
-        assert [line["message"] for line in written] == [
-            f"line {n}" for n in range(len(written))
-        ]
+        assert [line["message"] for line in written] == [f"line {n}" for n in range(len(written))]
 
     def test_close_and_reconfiguring_write_what_is_pending(self) -> None:
         first = io.StringIO()
@@ -135,3 +133,30 @@ class TestBufferedHandler:
         configure_logging("demo", "INFO", stream=io.StringIO())  # closes the first handler
 
         assert [line["message"] for line in lines(first)] == ["pending"]
+
+    def test_a_closed_handler_stops_flushing_and_tolerates_a_closed_stream(self) -> None:
+        stream = io.StringIO()
+        configure_logging("demo", "INFO", stream=stream, flush_interval_s=0.05)
+        handler = json_handler()
+        flusher = handler.flusher
+        logging.getLogger("x").info("pending")
+        stream.close()  # closed under the handler, as pytest's capture does after a test
+
+        handler.close()
+        handler.close()  # logging.shutdown closes it again at exit
+
+        assert flusher is not None
+        flusher.join(timeout=5)
+        assert not flusher.is_alive()
+
+    def test_a_handler_dropped_without_close_takes_its_thread_with_it(self) -> None:
+        configure_logging("demo", "INFO", stream=io.StringIO(), flush_interval_s=0.05)
+        handler = json_handler()
+        flusher = handler.flusher
+        logging.getLogger().removeHandler(handler)  # as a test's logging reset does
+        del handler
+        gc.collect()
+
+        assert flusher is not None
+        flusher.join(timeout=5)
+        assert not flusher.is_alive()

@@ -173,10 +173,18 @@ class TestProblems:
         assert PREDICT.decode_reply(reply.data, reply.headers).prediction == 1
 
 
-def _access_lines(out: str) -> list[dict[str, Any]]:
-    """The JSON access lines (logger tessera.access) in captured stdout."""
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [line for line in lines if line["logger"] == "tessera.access"]
+async def _access_lines(capsys: pytest.CaptureFixture[str], count: int) -> list[dict[str, Any]]:
+    """The first `count` JSON access lines (logger tessera.access) the service writes to
+    captured stdout; they arrive in batches (`INFERENCE_LOG_FLUSH_INTERVAL_S`)."""
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while len(lines) < count:
+        assert time.monotonic() < deadline, f"{len(lines)} of {count} access lines"
+        await asyncio.sleep(0.02)
+        out = capsys.readouterr().out
+        logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        lines += [line for line in logged if line["logger"] == "tessera.access"]
+    return lines
 
 
 class TestAccessLog:
@@ -198,7 +206,7 @@ class TestAccessLog:
                 {"X-Request-ID": "trace-me-1", "traceparent": TRACEPARENT},
             )
             await predict(nc, b"not json", {"X-Request-ID": "trace-me-2"})
-            lines = _access_lines(capsys.readouterr().out)
+            lines = await _access_lines(capsys, 2)
 
         served, refused = (
             [line for line in lines if line["request_id"] == rid]

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, TextIO
@@ -207,13 +208,18 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.flush_interval_s = flush_interval_s
         self._pending: list[str] = []
         self._pending_chars = 0
-        self._closed = threading.Event()
+        self._stop_flushing = threading.Event()
+        self.flusher: threading.Thread | None = None
         if flush_interval_s > 0:
-            threading.Thread(target=self._flush_periodically, name="log-flush", daemon=True).start()
-
-    def _flush_periodically(self) -> None:
-        while not self._closed.wait(self.flush_interval_s):
-            self.flush()
+            # A weak reference: a handler dropped without `close` still goes away,
+            # and its thread with it.
+            self.flusher = threading.Thread(
+                target=_flush_periodically,
+                args=(weakref.ref(self), flush_interval_s, self._stop_flushing),
+                name="log-flush",
+                daemon=True,
+            )
+            self.flusher.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -265,9 +271,13 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._write_pending()
 
     def close(self) -> None:
-        self._closed.set()
-        self.flush()
-        super().close()
+        self._stop_flushing.set()
+        try:
+            self.flush()
+        except (OSError, ValueError):
+            pass  # the stream was closed first: nowhere left to write
+        finally:
+            super().close()
 
     def alone_for(self, logger: logging.Logger, level: int) -> bool:
         """Whether a record of `logger` at `level` would reach this handler and no
@@ -289,6 +299,22 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 break
             current = current.parent
         return found
+
+
+def _flush_periodically(
+    handler_ref: weakref.ref[JsonLogHandler], interval_s: float, stop: threading.Event
+) -> None:
+    while not stop.wait(interval_s):
+        handler = handler_ref()
+        if handler is None:
+            return
+        try:
+            handler.flush()
+        except (OSError, ValueError):
+            # A stream closed under the handler (as `logging.shutdown` allows for):
+            # there is nowhere left to write.
+            return
+        del handler
 
 
 class AccessLog:
