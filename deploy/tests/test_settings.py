@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +18,6 @@ from tessera_gateway.domain.auth import KeyStore
 
 from deploy.tests.manifests import (
     REPO_ROOT,
-    SERVICES,
     Manifest,
     config_data,
     containers,
@@ -40,39 +38,31 @@ RUNTIME_ENV = {
 EXAMPLE_MARKER = "not-for-production"
 
 
-def _service_containers(docs: tuple[Manifest, ...], service: str) -> list[dict[str, Any]]:
-    return containers(service_deployment(docs, service))
-
-
-@pytest.mark.parametrize("service", SERVICES)
 def test_configmap_and_secret_keys_are_settings_of_the_service(
-    docs: tuple[Manifest, ...], service: str
+    docs: tuple[Manifest, ...], deployment: Manifest, service: str
 ) -> None:
     known = env_names(settings_class(service))
-    for container in _service_containers(docs, service):
+    for container in containers(deployment):
         for source in env_sources(docs, container):
             unknown = [key for key in source.data if key.lower() not in known]
             # A typo here would be silently ignored by the service (extra="ignore").
             assert not unknown, f"{source.kind} {source.name}: {unknown} are not {service} settings"
 
 
-@pytest.mark.parametrize("service", SERVICES)
 def test_container_env_is_settings_or_documented_runtime_variables(
-    docs: tuple[Manifest, ...], service: str
+    deployment: Manifest, service: str
 ) -> None:
     known = env_names(settings_class(service))
-    for container in _service_containers(docs, service):
+    for container in containers(deployment):
         for entry in container.get("env", []):
             assert entry["name"].lower() in known or entry["name"] in RUNTIME_ENV, entry["name"]
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_every_required_setting_is_provided(docs: tuple[Manifest, ...], service: str) -> None:
+def test_every_required_setting_is_provided(
+    docs: tuple[Manifest, ...], deployment: Manifest, service: str
+) -> None:
     cls = settings_class(service)
-    provided = {
-        name.lower()
-        for name in environment(docs, main_container(service_deployment(docs, service)))
-    }
+    provided = {name.lower() for name in environment(docs, main_container(deployment))}
     names = env_names(cls)
     required = {field_name for field_name, field in cls.model_fields.items() if field.is_required()}
 
@@ -80,12 +70,14 @@ def test_every_required_setting_is_provided(docs: tuple[Manifest, ...], service:
     assert not missing, f"{service}: required settings {missing} have no value"
 
 
-@pytest.mark.parametrize("service", SERVICES)
 def test_settings_load_from_the_rendered_environment(
-    docs: tuple[Manifest, ...], service: str, monkeypatch: pytest.MonkeyPatch
+    docs: tuple[Manifest, ...],
+    deployment: Manifest,
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cls = settings_class(service)
-    env = environment(docs, main_container(service_deployment(docs, service)))
+    env = environment(docs, main_container(deployment))
 
     settings = load_settings(cls, env, monkeypatch)
 

@@ -6,8 +6,6 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-import pytest
-
 from deploy.tests.dockerfile import Dockerfile
 from deploy.tests.manifests import (
     IMAGE_REPOSITORY,
@@ -66,11 +64,10 @@ def _path(probe: dict[str, Any]) -> str:
 
 
 class TestProbes:
-    @pytest.mark.parametrize("service", SERVICES)
     def test_probes_call_the_health_endpoints_on_the_probe_port(
-        self, docs: tuple[Manifest, ...], service: str
+        self, deployment: Manifest, service: str
     ) -> None:
-        container = main_container(service_deployment(docs, service))
+        container = main_container(deployment)
         probes = dict(iter_probes(container))
         probe_port = resolve_port(container, PROBE_PORT_NAME)
 
@@ -87,11 +84,10 @@ class TestProbes:
             probe_port,
         ]
 
-    @pytest.mark.parametrize("service", SERVICES)
     def test_the_service_listens_for_probes_where_the_probes_go(
-        self, docs: tuple[Manifest, ...], service: str
+        self, docs: tuple[Manifest, ...], deployment: Manifest, service: str
     ) -> None:
-        container = main_container(service_deployment(docs, service))
+        container = main_container(deployment)
         env = environment(docs, container)
 
         # The field the server reads (ServerSettings.probe_port, with the service's
@@ -159,12 +155,11 @@ class TestSecurity:
             for key in ("hostNetwork", "hostPID", "hostIPC"):
                 assert not pod.get(key), f"{name}: {key}"
 
-    @pytest.mark.parametrize("service", SERVICES)
-    def test_pod_user_is_the_image_user(self, docs: tuple[Manifest, ...], service: str) -> None:
+    def test_pod_user_is_the_image_user(self, deployment: Manifest, service: str) -> None:
         user = Dockerfile.read(REPO_ROOT / "Dockerfile").last(service, "USER")
         assert user is not None
         uid, _, gid = user.arguments.partition(":")
-        security = pod_spec(service_deployment(docs, service))["securityContext"]
+        security = pod_spec(deployment)["securityContext"]
 
         # fsGroup-owned volumes and files baked into the image then agree on ownership.
         assert security["runAsUser"] == int(uid)
@@ -188,11 +183,9 @@ class TestResources:
 
 
 class TestShutdown:
-    @pytest.mark.parametrize("service", SERVICES)
     def test_grace_period_outlasts_pre_stop_and_uvicorn_drain(
-        self, docs: tuple[Manifest, ...], service: str
+        self, docs: tuple[Manifest, ...], deployment: Manifest, service: str
     ) -> None:
-        deployment = service_deployment(docs, service)
         container = main_container(deployment)
         # The image's ENV, then what the pod sets (ConfigMap, Secret, env) wins.
         env = {**_image_environment(service), **environment(docs, container)}
@@ -204,11 +197,8 @@ class TestShutdown:
         assert pre_stop >= MIN_PRESTOP_SLEEP_S
         assert grace >= pre_stop + drain + LIFESPAN_SHUTDOWN_ALLOWANCE_S
 
-    @pytest.mark.parametrize("service", SERVICES)
-    def test_rolling_updates_never_lower_capacity(
-        self, docs: tuple[Manifest, ...], service: str
-    ) -> None:
-        strategy = service_deployment(docs, service)["spec"]["strategy"]
+    def test_rolling_updates_never_lower_capacity(self, deployment: Manifest) -> None:
+        strategy = deployment["spec"]["strategy"]
 
         assert strategy["type"] == "RollingUpdate"
         assert strategy["rollingUpdate"]["maxUnavailable"] == 0
@@ -219,11 +209,7 @@ def _image_environment(service: str) -> dict[str, str]:
 
 
 class TestPlacement:
-    @pytest.mark.parametrize("service", SERVICES)
-    def test_replicas_spread_over_nodes_and_zones(
-        self, docs: tuple[Manifest, ...], overlay: str, service: str
-    ) -> None:
-        deployment = service_deployment(docs, service)
+    def test_replicas_spread_over_nodes_and_zones(self, deployment: Manifest, overlay: str) -> None:
         labels = pod_labels(deployment)
         constraints = {
             c["topologyKey"]: c for c in pod_spec(deployment).get("topologySpreadConstraints", [])
@@ -238,11 +224,9 @@ class TestPlacement:
 
 
 class TestScaling:
-    @pytest.mark.parametrize("service", SERVICES)
     def test_each_service_has_a_cpu_autoscaler_that_owns_its_replicas(
-        self, docs: tuple[Manifest, ...], service: str
+        self, docs: tuple[Manifest, ...], deployment: Manifest, service: str
     ) -> None:
-        deployment = service_deployment(docs, service)
         autoscalers = [
             h for h in of_kind(docs, "HorizontalPodAutoscaler")
             if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
@@ -258,11 +242,9 @@ class TestScaling:
         assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
         assert "cpu" in main_container(deployment)["resources"]["requests"]
 
-    @pytest.mark.parametrize("service", SERVICES)
     def test_each_service_has_a_disruption_budget_that_lets_drains_proceed(
-        self, docs: tuple[Manifest, ...], service: str
+        self, docs: tuple[Manifest, ...], deployment: Manifest, service: str
     ) -> None:
-        deployment = service_deployment(docs, service)
         budgets = [
             b for b in of_kind(docs, "PodDisruptionBudget")
             if selector_matches(b["spec"]["selector"], pod_labels(deployment))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from importlib.metadata import requires
@@ -29,6 +30,26 @@ def test_every_operation_has_a_method() -> None:
             facade = getattr(client, version)
             missing = [op.id for op in table if not callable(getattr(facade, op.id, None))]
             assert missing == [], f"{client_type.__name__}.{version} lacks {missing}"
+
+
+def test_async_and_blocking_methods_take_the_same_arguments_with_the_same_docs() -> None:
+    from tessera_contracts import v1, v2
+
+    asynchronous, blocking = (
+        TesseraClient("http://127.0.0.1:9"),
+        TesseraSyncClient("http://127.0.0.1:9"),
+    )
+    for version, table in (("v1", v1.OPERATIONS), ("v2", v2.OPERATIONS)):
+        for operation in (op for op in table if op.stream is None):
+            awaited = getattr(getattr(asynchronous, version), operation.id)
+            blocks = getattr(getattr(blocking, version), operation.id)
+
+            assert inspect.iscoroutinefunction(awaited), operation.key
+            assert not inspect.iscoroutinefunction(blocks), operation.key
+            assert inspect.signature(awaited) == inspect.signature(blocks), operation.key
+            assert "self" not in inspect.signature(awaited).parameters, operation.key
+            assert awaited.__doc__ == blocks.__doc__, operation.key
+            assert (awaited.__doc__ or "").startswith(operation.summary), operation.key
 
 
 def test_depends_on_contracts_and_httpx_only() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -9,7 +11,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tessera_contracts import compat, snapshots, v1, v2
 
 COMMITTED = Path(__file__).parents[1] / "schemas"
@@ -73,32 +74,38 @@ class TestCommandLine:
     def run(self, *args: str) -> int:
         return compat.main(list(args))
 
-    def test_check_passes_on_the_committed_snapshots(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        assert self.run("--check", "--schemas", str(schemas)) == 0
-        assert "snapshots match" in capsys.readouterr().out
+    def check(self, schemas: Path) -> tuple[int, str]:
+        """`--check --schemas <schemas>`: its exit status and what it printed."""
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = self.run("--check", "--schemas", str(schemas))
+        return status, printed.getvalue()
 
-    def test_check_names_model_and_field_of_a_break(
-        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_check_passes_on_the_committed_snapshots(self, schemas: Path) -> None:
+        status, out = self.check(schemas)
+
+        assert status == 0
+        assert "snapshots match" in out
+
+    def test_check_names_model_and_field_of_a_break(self, schemas: Path, edit: Edit) -> None:
         # As if the released v1.Product had a field the code no longer has.
         with edit(schemas / "v1/Product.json") as document:
             document["validation"]["properties"]["legacy_code"] = {"type": "string"}
 
-        assert self.run("--check", "--schemas", str(schemas)) == 1
-        assert "BREAKING v1.Product.legacy_code: field removed" in capsys.readouterr().out
+        status, out = self.check(schemas)
 
-    def test_check_names_operation_and_change_of_a_break(
-        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+        assert status == 1
+        assert "BREAKING v1.Product.legacy_code: field removed" in out
+
+    def test_check_names_operation_and_change_of_a_break(self, schemas: Path, edit: Edit) -> None:
         # As if the released v1.get_product had needed catalog:write and answered 410.
         with edit(schemas / "operations/v1.get_product.json") as document:
             document["errors"]["statuses"].append(410)
             document["scope"] = "catalog:write"
 
-        assert self.run("--check", "--schemas", str(schemas)) == 1
-        out = capsys.readouterr().out
+        status, out = self.check(schemas)
+
+        assert status == 1
         assert "BREAKING v1.get_product: scope changed: catalog:write -> catalog:read" in out
         assert "BREAKING v1.get_product: documented status removed: 410 (an error)" in out
 
@@ -125,37 +132,36 @@ class TestCommandLine:
         assert self.run("--update", "--allow-breaking", "--schemas", str(schemas)) == 0
         assert snapshots.check(schemas).clean
 
-    def test_missing_snapshot_fails_check_and_update_writes_it(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_missing_snapshot_fails_check_and_update_writes_it(self, schemas: Path) -> None:
         (schemas / "v2/Money.json").unlink()
 
-        assert self.run("--check", "--schemas", str(schemas)) == 1
-        assert "missing v2/Money.json" in capsys.readouterr().out
+        status, out = self.check(schemas)
+
+        assert status == 1
+        assert "missing v2/Money.json" in out
         assert self.run("--update", "--schemas", str(schemas)) == 0
         assert (schemas / "v2/Money.json").read_text() == (COMMITTED / "v2/Money.json").read_text()
 
-    def test_snapshot_of_a_removed_model_is_breaking(
-        self, schemas: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_snapshot_of_a_removed_model_is_breaking(self, schemas: Path) -> None:
         shutil.copy(schemas / "v1/Review.json", schemas / "v1/Comment.json")
 
-        assert self.run("--check", "--schemas", str(schemas)) == 1
-        assert "BREAKING v1/Comment: model removed" in capsys.readouterr().out
+        status, out = self.check(schemas)
 
-    def test_outdated_but_compatible_snapshot_is_reported(
-        self, schemas: Path, edit: Edit, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+        assert status == 1
+        assert "BREAKING v1/Comment: model removed" in out
+
+    def test_outdated_but_compatible_snapshot_is_reported(self, schemas: Path, edit: Edit) -> None:
         with edit(schemas / "v1/Review.json") as document:
             document["validation"]["description"] = "An older wording."
 
-        assert self.run("--check", "--schemas", str(schemas)) == 1
-        out = capsys.readouterr().out
+        status, out = self.check(schemas)
+
+        assert status == 1
         assert "outdated v1/Review.json" in out
         assert "BREAKING" not in out
 
-    def test_unknown_directory_is_an_error(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        assert self.run("--check", "--schemas", str(tmp_path / "nope")) == 1
-        assert "not found" in capsys.readouterr().out
+    def test_unknown_directory_is_an_error(self, tmp_path: Path) -> None:
+        status, out = self.check(tmp_path / "nope")
+
+        assert status == 1
+        assert "not found" in out

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, ClassVar, TypedDict
 
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, Field
@@ -24,6 +28,25 @@ from tessera_runtime import (
     outgoing_headers,
     request_id,
 )
+
+
+@contextmanager
+def in_thread(
+    server: uvicorn.Server, sockets: list[socket.socket] | None = None
+) -> Iterator[threading.Thread]:
+    """Run `server` in a thread of its own for the block (no signal handlers there)."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped before it started"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield thread
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 class DemoError(ServiceError):

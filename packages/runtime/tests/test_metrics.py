@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
@@ -34,69 +35,79 @@ async def scrape(client: httpx.AsyncClient) -> str:
     return response.text
 
 
+Request = tuple[str, str]
+Key = tuple[str, str, str]
+"""Method, route label and status of `http_requests_total`."""
+
+LABELS = [
+    pytest.param(
+        [("GET", "/v1/products/1234567"), ("GET", "/v1/products/7654321")],
+        {("GET", "/v1/products/{product_id}", "200"): 2},
+        ["1234567", "7654321"],
+        id="nested-router-route-by-full-template",
+    ),
+    pytest.param(
+        [("GET", "/top/alice")],
+        {("GET", "/top/{name}", "200"): 1},
+        ["alice"],
+        id="app-route-by-template",
+    ),
+    pytest.param(
+        [("GET", "/openapi.json"), ("GET", "/static/docs/favicon.png")],
+        {("GET", "/openapi.json", "200"): 1, ("GET", "/static/docs/{path}", "200"): 1},
+        ["favicon"],
+        id="plain-starlette-routes-and-mounts",
+    ),
+    pytest.param(
+        [("GET", "/random/abc"), ("GET", "/random/def")],
+        {("GET", "<unmatched>", "404"): 2},
+        ["/random"],
+        id="unmatched-paths-share-one-label",
+    ),
+    pytest.param(
+        [("GET", "/v1/products/404"), ("GET", "/v1/products/500"), ("DELETE", "/v1/products/1")],
+        {
+            ("GET", "/v1/products/{product_id}", "404"): 1,
+            ("GET", "/v1/products/{product_id}", "500"): 1,
+            ("DELETE", "/v1/products/{product_id}", "405"): 1,
+        },
+        [],
+        id="status-of-errors-and-405",
+    ),
+    pytest.param(
+        [("BREW", "/v1/products/1")],
+        {("OTHER", "/v1/products/{product_id}", "405"): 1},
+        ["BREW"],
+        id="unknown-methods-are-folded",
+    ),
+]
+
+
 class TestRouteLabels:
-    async def test_nested_router_route_is_labelled_by_full_template(
-        self, client: httpx.AsyncClient
+    @pytest.mark.parametrize(("requests", "counts", "absent"), LABELS)
+    async def test_requests_are_counted_by_method_route_template_and_status(
+        self,
+        client: httpx.AsyncClient,
+        requests: list[Request],
+        counts: dict[Key, float],
+        absent: list[str],
     ) -> None:
+        for method, path in requests:
+            await client.request(method, path)
+
+        text = await scrape(client)
+
+        assert {key: requests_total(text, *key) for key in counts} == counts
+        # No raw path, parameter or method reaches a label.
+        assert [fragment for fragment in absent if fragment in text] == []
+
+    async def test_durations_are_labelled_by_full_template(self, client: httpx.AsyncClient) -> None:
         await client.get("/v1/products/1234567")
         await client.get("/v1/products/7654321")
 
-        text = await scrape(client)
+        durations = samples(await scrape(client), "http_request_duration_seconds_count")
 
-        assert requests_total(text, "GET", "/v1/products/{product_id}", "200") == 2
-        assert "1234567" not in text
-        assert "7654321" not in text
-        durations = samples(text, "http_request_duration_seconds_count")
         assert durations[(("method", "GET"), ("route", "/v1/products/{product_id}"))] == 2
-
-    async def test_app_route_is_labelled_by_template(self, client: httpx.AsyncClient) -> None:
-        await client.get("/top/alice")
-
-        text = await scrape(client)
-
-        assert requests_total(text, "GET", "/top/{name}", "200") == 1
-        assert "alice" not in text
-
-    async def test_plain_starlette_routes_and_mounts_are_labelled(
-        self, client: httpx.AsyncClient
-    ) -> None:
-        await client.get("/openapi.json")
-        await client.get("/static/docs/favicon.png")
-
-        text = await scrape(client)
-
-        assert requests_total(text, "GET", "/openapi.json", "200") == 1
-        assert requests_total(text, "GET", "/static/docs/{path}", "200") == 1
-        assert "favicon" not in text
-
-    async def test_unmatched_paths_share_one_label(self, client: httpx.AsyncClient) -> None:
-        await client.get("/random/abc")
-        await client.get("/random/def")
-
-        text = await scrape(client)
-
-        assert requests_total(text, "GET", "<unmatched>", "404") == 2
-        assert "/random" not in text
-
-    async def test_status_of_errors_and_405_is_recorded(self, client: httpx.AsyncClient) -> None:
-        await client.get("/v1/products/404")
-        await client.get("/v1/products/500")
-        await client.delete("/v1/products/1")
-
-        text = await scrape(client)
-
-        route = "/v1/products/{product_id}"
-        assert requests_total(text, "GET", route, "404") == 1
-        assert requests_total(text, "GET", route, "500") == 1
-        assert requests_total(text, "DELETE", route, "405") == 1
-
-    async def test_unknown_methods_are_folded(self, client: httpx.AsyncClient) -> None:
-        await client.request("BREW", "/v1/products/1")
-
-        text = await scrape(client)
-
-        assert requests_total(text, "OTHER", "/v1/products/{product_id}", "405") == 1
-        assert "BREW" not in text
 
 
 class TestRegistry:

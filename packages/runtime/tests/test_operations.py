@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -37,27 +38,33 @@ async def call(app: FastAPI, method: str, url: str, **kwargs: Any) -> httpx.Resp
         return await client.request(method, url, **kwargs)
 
 
+async def _undeclared_part(product_id: UUID, query: ProductPath) -> Response:
+    raise AssertionError  # pragma: no cover
+
+
+async def _part_of_another_model(product_id: UUID, headers: IdempotencyHeaders) -> Response:
+    raise AssertionError  # pragma: no cover
+
+
+async def _neither_part_nor_dependency(product_id: UUID, verbose: bool) -> Response:
+    # It would otherwise become an undeclared query parameter.
+    raise AssertionError  # pragma: no cover
+
+
 class TestBinding:
-    def test_a_part_the_operation_does_not_declare_is_refused(self) -> None:
-        async def handler(product_id: UUID, query: ProductPath) -> Response:
-            raise AssertionError  # pragma: no cover
-
-        with pytest.raises(TypeError, match="declares no 'query'"):
-            implements(APIRouter(), UPDATE)(handler)
-
-    def test_a_part_annotated_with_another_model_is_refused(self) -> None:
-        async def handler(product_id: UUID, headers: IdempotencyHeaders) -> Response:
-            raise AssertionError  # pragma: no cover
-
-        with pytest.raises(TypeError, match="headers is"):
-            implements(APIRouter(), UPDATE)(handler)
-
-    def test_a_parameter_that_is_no_part_and_no_dependency_is_refused(self) -> None:
-        # It would otherwise become an undeclared query parameter.
-        async def handler(product_id: UUID, verbose: bool) -> Response:
-            raise AssertionError  # pragma: no cover
-
-        with pytest.raises(TypeError, match="'verbose'"):
+    @pytest.mark.parametrize(
+        ("handler", "match"),
+        [
+            (_undeclared_part, "declares no 'query'"),
+            (_part_of_another_model, "headers is"),
+            (_neither_part_nor_dependency, "'verbose'"),
+        ],
+        ids=["part-not-declared", "part-of-another-model", "no-part-no-dependency"],
+    )
+    def test_a_parameter_the_operation_does_not_declare_is_refused(
+        self, handler: Callable[..., Awaitable[Response]], match: str
+    ) -> None:
+        with pytest.raises(TypeError, match=match):
             implements(APIRouter(), UPDATE)(handler)
 
     def test_the_server_cannot_override_the_contract(self) -> None:

@@ -32,6 +32,8 @@ from tessera_runtime import (
     set_probe_timing,
 )
 
+from .conftest import in_thread
+
 pytestmark = pytest.mark.timeout(60)
 
 # Small bounds so stalls and staleness show within a test; the check's timeout
@@ -105,10 +107,16 @@ class Running:
     thread: threading.Thread
     probe_server: ProbeServer
 
+    def poll(
+        self, client: httpx.Client, path: str, until: Callable[[httpx.Response], bool]
+    ) -> httpx.Response:
+        """Ask the probe port's `path` until the answer satisfies `until`."""
+        return poll(lambda: client.get(f"{self.probes}/{path}"), until)
+
 
 @contextmanager
-def running(app: FastAPI) -> Iterator[Running]:
-    """The probe server, then uvicorn on the app in a thread; both stopped afterwards."""
+def running(app: FastAPI, client: httpx.Client) -> Iterator[Running]:
+    """The probe server, then uvicorn on the app in a thread, once ready; both stopped afterwards."""
     probe_server = ProbeServer(app, "127.0.0.1", 0)
     probe_server.start()
     sock = socket.socket()
@@ -116,25 +124,19 @@ def running(app: FastAPI) -> Iterator[Running]:
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield Running(
-            app=app,
-            api=f"http://127.0.0.1:{sock.getsockname()[1]}",
-            probes=f"http://127.0.0.1:{probe_server.port}",
-            server=server,
-            thread=thread,
-            probe_server=probe_server,
-        )
+        with in_thread(server, [sock]) as thread:
+            service = Running(
+                app=app,
+                api=f"http://127.0.0.1:{sock.getsockname()[1]}",
+                probes=f"http://127.0.0.1:{probe_server.port}",
+                server=server,
+                thread=thread,
+                probe_server=probe_server,
+            )
+            service.poll(client, "readyz", ready)
+            yield service
     finally:
-        server.should_exit = True
-        thread.join(15)
         sock.close()
         probe_server.stop()
 
@@ -198,9 +200,7 @@ class TestBlockedLoop:
     def test_probe_port_answers_while_the_api_port_cannot(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, TOLERANT)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-
+        with running(build_app(dependency, TOLERANT), probes) as service:
             with loop_blocked(service, dependency, BLOCK_S) as unblocked:
                 health = probes.get(f"{service.probes}/healthz", timeout=1.0)
                 readiness = probes.get(f"{service.probes}/readyz", timeout=1.0)
@@ -219,13 +219,12 @@ class TestBlockedLoop:
     def test_liveness_and_readiness_fail_once_the_loop_stalls_beyond_the_bounds(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, STALLING)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-            poll(lambda: probes.get(f"{service.probes}/healthz"), ready)
+        with running(build_app(dependency, STALLING), probes) as service:
+            service.poll(probes, "healthz", ready)
 
             with loop_blocked(service, dependency, STALL_S) as unblocked:
-                dead = poll(lambda: probes.get(f"{service.probes}/healthz"), unavailable)
-                stale = poll(lambda: probes.get(f"{service.probes}/readyz"), unavailable)
+                dead = service.poll(probes, "healthz", unavailable)
+                stale = service.poll(probes, "readyz", unavailable)
                 during_the_stall = not unblocked.is_set()
 
             assert during_the_stall
@@ -237,21 +236,19 @@ class TestBlockedLoop:
                 "readiness checks stalled"
             )
             # The loop turns again: both recover without a restart.
-            poll(lambda: probes.get(f"{service.probes}/healthz"), ready)
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+            service.poll(probes, "healthz", ready)
+            service.poll(probes, "readyz", ready)
 
 
 class TestReadiness:
     def test_flips_to_503_naming_the_check_and_back_when_it_recovers(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, FAST)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-
+        with running(build_app(dependency, FAST), probes) as service:
             dependency.error = ConnectionRefusedError("refused by dep://user:hunter2@db")
-            down = poll(lambda: probes.get(f"{service.probes}/readyz"), unavailable)
+            down = service.poll(probes, "readyz", unavailable)
             dependency.error = None
-            up = poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+            up = service.poll(probes, "readyz", ready)
 
         assert down.headers["content-type"] == PROBLEM_MEDIA_TYPE
         assert down.headers["cache-control"] == "no-store"
@@ -264,13 +261,12 @@ class TestReadiness:
         self, dependency: Dependency, probes: httpx.Client, caplog: pytest.LogCaptureFixture
     ) -> None:
         with caplog.at_level(logging.INFO, logger="tessera_runtime"):
-            with running(build_app(dependency, FAST)) as service:
-                poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+            with running(build_app(dependency, FAST), probes) as service:
                 dependency.error = RuntimeError("down")
-                poll(lambda: probes.get(f"{service.probes}/readyz"), unavailable)
+                service.poll(probes, "readyz", unavailable)
                 time.sleep(0.5)  # about ten more failing runs
                 dependency.error = None
-                poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+                service.poll(probes, "readyz", ready)
 
         messages = [r.getMessage() for r in caplog.records if "readiness check" in r.getMessage()]
         assert messages == [
@@ -281,14 +277,13 @@ class TestReadiness:
     def test_answers_are_those_of_the_api_port(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, TOLERANT)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+        with running(build_app(dependency, TOLERANT), probes) as service:
             pairs = [
                 (probes.get(f"{service.probes}/{path}"), probes.get(f"{service.api}/{path}"))
                 for path in ("healthz", "readyz")
             ]
             dependency.error = RuntimeError("down")
-            down = poll(lambda: probes.get(f"{service.probes}/readyz"), unavailable)
+            down = service.poll(probes, "readyz", unavailable)
             pairs.append((down, probes.get(f"{service.api}/readyz")))
 
         for probe_port, api_port in pairs:
@@ -300,9 +295,7 @@ class TestReadiness:
     def test_draining_is_503_while_liveness_stays_200(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, TOLERANT)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-
+        with running(build_app(dependency, TOLERANT), probes) as service:
             begin_draining(service.app)  # as a SIGTERM handler would, from its thread
             draining = probes.get(f"{service.probes}/readyz")
             alive = probes.get(f"{service.probes}/healthz")
@@ -315,9 +308,7 @@ class TestReadiness:
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
         app = build_app(dependency, TOLERANT)
-        with running(app) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
-
+        with running(app, probes) as service:
             service.server.should_exit = True
             service.thread.join(15)
             after = probes.get(f"{service.probes}/readyz")
@@ -343,8 +334,7 @@ class TestProtocol:
     def test_head_answers_the_status_without_a_body(
         self, dependency: Dependency, probes: httpx.Client
     ) -> None:
-        with running(build_app(dependency, TOLERANT)) as service:
-            poll(lambda: probes.get(f"{service.probes}/readyz"), ready)
+        with running(build_app(dependency, TOLERANT), probes) as service:
             head = probes.head(f"{service.probes}/healthz")
             get = probes.get(f"{service.probes}/healthz")
 

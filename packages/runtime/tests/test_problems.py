@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -10,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,7 +18,7 @@ from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from tessera_runtime import ServiceError, create_service_app, problem_response, status_title
 from tessera_runtime.problems import unparsable_body
 from tessera_runtime.server import ServerSettings, server_config
-from tessera_stack.testing import assert_problem
+from tessera_stack.testing import assert_problem, serving
 
 VALID_FEATURES = [0.5] * 10
 
@@ -112,19 +110,12 @@ class TestValidation:
 @pytest.fixture
 async def served(demo_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The demo app under uvicorn as every service runs (`server_config`), on a real socket."""
-    server = uvicorn.Server(server_config(demo_app, ServerSettings(host="127.0.0.1", port=0)))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    config = server_config(demo_app, ServerSettings(host="127.0.0.1", port=0))
+    async with (
+        serving(config) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        yield client
 
 
 class TestUnreadableBody:
@@ -206,26 +197,49 @@ class TestUnreadableBody:
 
 
 class TestServiceErrors:
-    async def test_subclass_maps_to_its_status_title_and_type(
-        self, client: httpx.AsyncClient
+    @pytest.mark.parametrize(
+        ("product_id", "status", "title", "members", "headers"),
+        [
+            pytest.param(
+                404,
+                404,
+                "ProductNotFound",
+                {
+                    "type": "urn:tessera:problem:product-not-found",
+                    "detail": "product 404 not found",
+                    "instance": "/v1/products/404",
+                    "upstream": None,
+                },
+                {},
+                id="subclass-maps-to-its-status-title-and-type",
+            ),
+            pytest.param(
+                503,
+                503,
+                "Upstream unavailable",
+                {
+                    "type": "https://errors.tessera.example/upstream-unavailable",
+                    "upstream": "inference",
+                },
+                {"retry-after": "3"},
+                id="overridden-title-type-upstream-and-headers",
+            ),
+        ],
+    )
+    async def test_an_error_is_its_problem(
+        self,
+        client: httpx.AsyncClient,
+        product_id: int,
+        status: int,
+        title: str,
+        members: dict[str, object],
+        headers: dict[str, str],
     ) -> None:
-        response = await client.get("/v1/products/404")
+        response = await client.get(f"/v1/products/{product_id}")
 
-        problem = assert_problem(response, 404, "ProductNotFound")
-        assert problem.type == "urn:tessera:problem:product-not-found"
-        assert problem.detail == "product 404 not found"
-        assert problem.instance == "/v1/products/404"
-        assert problem.upstream is None
-
-    async def test_overridden_title_type_upstream_and_headers(
-        self, client: httpx.AsyncClient
-    ) -> None:
-        response = await client.get("/v1/products/503")
-
-        problem = assert_problem(response, 503, "Upstream unavailable")
-        assert problem.type == "https://errors.tessera.example/upstream-unavailable"
-        assert problem.upstream == "inference"
-        assert response.headers["retry-after"] == "3"
+        problem = assert_problem(response, status, title)
+        assert {name: getattr(problem, name) for name in members} == members
+        assert {name: response.headers.get(name) for name in headers} == headers
 
     async def test_a_translated_outage_logs_its_cause(
         self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture

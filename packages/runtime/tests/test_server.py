@@ -16,10 +16,9 @@ import re
 import signal
 import socket
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,11 @@ from tessera_runtime import begin_draining, create_service_app, is_draining
 from tessera_runtime.protocol import HeaderLimitedProtocol
 from tessera_runtime.server import DrainingServer, ServerSettings, server_config
 from tessera_stack.process import free_port
-from tessera_stack.testing import running_service
+from tessera_stack.testing import answers_until, running_service, serving, status_is
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.server import ServerState
+
+from .conftest import in_thread
 
 MB = 1 << 20
 SLOW_SERVICE = Path(__file__).parent / "scripts" / "slow_service.py"
@@ -60,17 +61,8 @@ def demo_app() -> FastAPI:
 async def running(**settings: Any) -> AsyncIterator[int]:
     """Serve the demo app with these ServerSettings for the block; yield its port."""
     config = server_config(demo_app(), ServerSettings(host="127.0.0.1", port=0, **settings))
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(config) as port:
+        yield port
 
 
 @dataclass
@@ -146,7 +138,7 @@ class Connection:
             await asyncio.wait_for(asyncio.shield(self._reader), within_s)
         return self._reader.done()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
@@ -157,11 +149,15 @@ class Connection:
 
 @asynccontextmanager
 async def connected(port: int) -> AsyncIterator[Connection]:
-    connection = await Connection.open(port)
-    try:
+    async with contextlib.aclosing(await Connection.open(port)) as connection:
         yield connection
-    finally:
-        await connection.close()
+
+
+@asynccontextmanager
+async def connection_to(**settings: Any) -> AsyncIterator[Connection]:
+    """One connection to the demo app served with these ServerSettings."""
+    async with running(**settings) as port, connected(port) as connection:
+        yield connection
 
 
 async def exchange(port: int, data: bytes, within_s: float = 5.0) -> list[Answer]:
@@ -205,7 +201,7 @@ def assert_problem(answer: Answer, status: int, detail_has: str) -> None:
 
 class TestHeaderSize:
     async def test_64_headers_of_1_mb_get_431_at_once_and_are_never_buffered(self) -> None:
-        async with running() as port, connected(port) as connection:
+        async with connection_to() as connection:
             before = rss_bytes()
             await connection.send(b"GET / HTTP/1.1\r\nHost: test\r\n")
             sent_mb = 0
@@ -228,7 +224,7 @@ class TestHeaderSize:
         assert grown < 8 * MB
 
     async def test_a_100_mb_header_is_dropped_as_it_arrives(self) -> None:
-        async with running(max_header_bytes=8192) as port, connected(port) as connection:
+        async with connection_to(max_header_bytes=8192) as connection:
             before = rss_bytes()
             await connection.send(b"GET / HTTP/1.1\r\nHost: test\r\nX-Huge: ")
             sent_mb = 0
@@ -274,7 +270,7 @@ class TestHeaderSize:
 
     async def test_the_blank_line_may_be_split_across_reads(self) -> None:
         request = padded_get(2048)
-        async with running(max_header_bytes=2048) as port, connected(port) as connection:
+        async with connection_to(max_header_bytes=2048) as connection:
             # Each piece is its own read on the server: the end of the header block
             # straddles them.
             for piece in (request[:-3], request[-3:-1], request[-1:]):
@@ -320,7 +316,7 @@ class TestTrailers:
         assert served == []
 
     async def test_a_huge_trailer_ends_the_connection_as_it_arrives(self) -> None:
-        async with running(max_header_bytes=8192) as port, connected(port) as connection:
+        async with connection_to(max_header_bytes=8192) as connection:
             await connection.send(self.HEAD + b"X-Huge: ")
             sent_mb = 0
             while sent_mb < 50 and await connection.send(b"t" * MB):
@@ -388,7 +384,7 @@ class TestHeaderTimeout:
         assert connection.received == b""
 
     async def test_trickled_bytes_do_not_extend_the_timeout(self) -> None:
-        async with running(header_timeout_s=0.5) as port, connected(port) as connection:
+        async with connection_to(header_timeout_s=0.5) as connection:
             await connection.send(b"GET / HTTP/1.1\r\nHost: test\r\n")
             for _ in range(30):  # 3 s of one byte every 0.1 s, unless closed first
                 if connection.closed_at is not None or not await connection.send(b"X"):
@@ -412,17 +408,14 @@ class TestHeaderTimeout:
                 closed = [await a.closed_by_server(3) for a in attackers]
             finally:
                 for attacker in attackers:
-                    await attacker.close()
+                    await attacker.aclose()
 
         assert served.status == 200
         assert all(closed)
         assert all(answers(a.received)[0].status == 408 for a in attackers)
 
     async def test_the_timer_starts_again_with_the_next_request(self) -> None:
-        async with (
-            running(header_timeout_s=0.5, keep_alive_timeout_s=5) as port,
-            connected(port) as connection,
-        ):
+        async with connection_to(header_timeout_s=0.5, keep_alive_timeout_s=5) as connection:
             await connection.send(get())
             await asyncio.sleep(0.3)
             partial_at = time.monotonic()
@@ -438,10 +431,7 @@ class TestHeaderTimeout:
 
 class TestKeepAlive:
     async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(self) -> None:
-        async with (
-            running(keep_alive_timeout_s=0.3, header_timeout_s=5) as port,
-            connected(port) as connection,
-        ):
+        async with connection_to(keep_alive_timeout_s=0.3, header_timeout_s=5) as connection:
             await connection.send(get())
             assert await connection.closed_by_server(2)
 
@@ -453,10 +443,7 @@ class TestKeepAlive:
 
     async def test_keep_alive_may_outlast_the_header_timeout(self) -> None:
         # The gateway keeps idle connections longer (75 s) than headers may take (10 s).
-        async with (
-            running(keep_alive_timeout_s=3, header_timeout_s=0.3) as port,
-            connected(port) as connection,
-        ):
+        async with connection_to(keep_alive_timeout_s=3, header_timeout_s=0.3) as connection:
             await connection.send(get())
             await asyncio.sleep(1.0)
             still_open = connection.closed_at is None
@@ -503,7 +490,7 @@ class TestChunkedBody:
             + b"hello world"
             + b"\r\n0\r\nX-Trailer: 1\r\n\r\n"
         )
-        async with running() as port, connected(port) as connection:
+        async with connection_to() as connection:
             for offset in range(0, len(request), 3):
                 await connection.send(request[offset : offset + 3])
                 await asyncio.sleep(0.002)
@@ -613,23 +600,6 @@ class TestUvicornInternals:
         )
 
 
-@contextmanager
-def in_thread(server: uvicorn.Server) -> Iterator[None]:
-    """Run `server` in a thread of its own for the block (no signal handlers there)."""
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped before it started"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
 class TestShutdown:
     def test_sigterm_drains_both_ports_for_the_whole_graceful_phase(self, tmp_path: Path) -> None:
         probe_port = free_port()
@@ -641,10 +611,8 @@ class TestShutdown:
         probes = f"http://127.0.0.1:{probe_port}"
         command = [sys.executable, str(SLOW_SERVICE)]
         with running_service(command, env=env, log=tmp_path / "slow.log") as service:
-            deadline = time.monotonic() + 10
-            while httpx.get(f"{probes}/readyz").status_code != 200:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            ready = answers_until(f"{probes}/readyz", status_is(200), within_s=10)
+            assert ready[-1].status_code == 200
             host, port = service.url.removeprefix("http://").split(":")
             with socket.create_connection((host, int(port)), timeout=10) as held:
                 # A slow request in flight keeps the graceful phase going; the
@@ -655,12 +623,7 @@ class TestShutdown:
                     received += held.recv(65536)
                 service.process.send_signal(signal.SIGTERM)
                 signalled = time.monotonic()
-                probe_answers = []
-                while time.monotonic() - signalled < 1.5:
-                    probe_answers.append(httpx.get(f"{probes}/readyz"))
-                    if probe_answers[-1].status_code == 503:
-                        break
-                    time.sleep(0.05)
+                probe_answers = answers_until(f"{probes}/readyz", status_is(503), within_s=1.5)
                 probe_answered_within_s = time.monotonic() - signalled
                 while chunk := held.recv(65536):
                     received += chunk

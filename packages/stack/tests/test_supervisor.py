@@ -90,19 +90,30 @@ class Printed:
         return [line for line in self.lines if line.startswith(prefix)]
 
 
+@pytest.fixture
+def printed(capsys: pytest.CaptureFixture[str]) -> Printed:
+    return Printed(capsys)
+
+
+def _supervised(
+    started: list[ServiceProcess], policy: RestartPolicy, probe: httpx.Client
+) -> Supervisor:
+    """A supervisor of `started`, once they are all ready."""
+    wait_ready(started, WITHIN_S)
+    return Supervisor(started, policy, probe=probe)
+
+
 def _ready_again(restart: int) -> str:
     return rf"inference is ready again after \d+\.\d s \(restart {restart}\)"
 
 
 class TestSupervisor:
     def test_only_the_service_that_died_is_restarted_and_the_output_says_so(
-        self, services: Services, probe: httpx.Client, capsys: pytest.CaptureFixture[str]
+        self, services: Services, probe: httpx.Client, printed: Printed
     ) -> None:
         inference, catalog = services.start("inference"), services.start("catalog")
-        wait_ready([inference, catalog], WITHIN_S)
         first_pid, catalog_pid = inference.process.pid, catalog.process.pid
-        supervisor = Supervisor([inference, catalog], RestartPolicy(first_delay_s=0.2), probe=probe)
-        printed = Printed(capsys)
+        supervisor = _supervised([inference, catalog], RestartPolicy(first_delay_s=0.2), probe)
         catalog_answers: list[int] = []
 
         def ready_again() -> bool:
@@ -123,13 +134,11 @@ class TestSupervisor:
         assert printed.starting("catalog exited") == []
 
     def test_the_delay_doubles_up_to_the_cap_and_resets_once_it_stayed_ready(
-        self, services: Services, probe: httpx.Client, capsys: pytest.CaptureFixture[str]
+        self, services: Services, probe: httpx.Client, printed: Printed
     ) -> None:
         service = services.start("inference")
-        wait_ready([service], WITHIN_S)
         policy = RestartPolicy(first_delay_s=0.05, max_delay_s=0.2, reset_after_s=1.0)
-        supervisor = Supervisor([service], policy, probe=probe)
-        printed = Printed(capsys)
+        supervisor = _supervised([service], policy, probe)
 
         for restart in range(1, 5):
             # Killed as soon as it is ready again: well within reset_after_s.
@@ -150,14 +159,12 @@ class TestSupervisor:
         ]
 
     def test_a_crash_loop_is_retried_at_the_capped_delay_and_shown_each_time(
-        self, services: Services, probe: httpx.Client, capsys: pytest.CaptureFixture[str]
+        self, services: Services, probe: httpx.Client, printed: Printed
     ) -> None:
         broken = services.start("inference", broken_on_restart=True)
         healthy = services.start("catalog")
-        wait_ready([broken, healthy], WITHIN_S)
         policy = RestartPolicy(first_delay_s=0.05, max_delay_s=0.1)
-        supervisor = Supervisor([broken, healthy], policy, probe=probe)
-        printed = Printed(capsys)
+        supervisor = _supervised([broken, healthy], policy, probe)
 
         os.kill(broken.process.pid, signal.SIGTERM)
         _poll_until(supervisor, lambda: printed.any(r"inference exited .*\(restart 4, .*"))
@@ -174,13 +181,11 @@ class TestSupervisor:
         assert printed.starting("catalog exited") == []
 
     def test_a_restart_that_does_not_get_ready_is_reported_once_and_left_running(
-        self, services: Services, probe: httpx.Client, capsys: pytest.CaptureFixture[str]
+        self, services: Services, probe: httpx.Client, printed: Printed
     ) -> None:
         service = services.start("inference")
-        wait_ready([service], WITHIN_S)
         policy = RestartPolicy(first_delay_s=0.05, ready_timeout_s=0.3)
-        supervisor = Supervisor([service], policy, probe=probe)
-        printed = Printed(capsys)
+        supervisor = _supervised([service], policy, probe)
 
         (services.root / "inference" / "readyz").unlink()  # /readyz answers 404 from now on
         os.kill(service.process.pid, signal.SIGKILL)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import httpx
@@ -55,6 +56,17 @@ def _up_command(data_dir: Path, ports: dict[str, int]) -> list[str]:
 def _env() -> dict[str, str]:
     # Force the embedded servers, whatever the developer's shell points at.
     return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+
+
+def _start_up(
+    data_dir: Path, ports: dict[str, int], *, stderr: int
+) -> tuple[subprocess.Popen[str], IO[str]]:
+    """`tessera up` on these ports and its stdout (`stderr` a pipe too, or merged into it)."""
+    up = subprocess.Popen(
+        _up_command(data_dir, ports), env=_env(), stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
+    assert up.stdout is not None
+    return up, up.stdout
 
 
 def _free_ports() -> dict[str, int]:
@@ -107,16 +119,9 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
 ) -> None:
     data_dir = reachable_tmp / "data"
     ports = _free_ports()
-    up = subprocess.Popen(
-        _up_command(data_dir, ports),
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert up.stdout is not None
+    up, stdout = _start_up(data_dir, ports, stderr=subprocess.PIPE)
     assert up.stderr is not None
-    out, err = Output(up.stdout), Output(up.stderr)
+    out, err = Output(stdout), Output(up.stderr)
     try:
         deadline = time.monotonic() + 120
         while READY_LINE not in out.lines and up.poll() is None and time.monotonic() < deadline:
@@ -193,7 +198,7 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
             up.wait()
         out.join()
         err.join()
-        up.stdout.close()
+        stdout.close()
         up.stderr.close()
 
     assert wait_gone(str(data_dir), 1.0) == []
@@ -226,15 +231,8 @@ def running_up(
     data_dir: Path, ports: dict[str, int]
 ) -> Iterator[tuple[subprocess.Popen[str], Output]]:
     """`tessera up` until it printed READY_LINE; killed at the end if it is still running."""
-    up = subprocess.Popen(
-        _up_command(data_dir, ports),
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert up.stdout is not None
-    out = Output(up.stdout)
+    up, stdout = _start_up(data_dir, ports, stderr=subprocess.STDOUT)
+    out = Output(stdout)
     try:
         wait_for_line(up, out, re.escape(READY_LINE), 120)
         yield up, out
@@ -243,7 +241,7 @@ def running_up(
             up.kill()
             up.wait()
         out.join()
-        up.stdout.close()
+        stdout.close()
 
 
 def wait_for_line(up: subprocess.Popen[str], out: Output, pattern: str, timeout_s: float) -> str:

@@ -10,15 +10,15 @@ import asyncpg
 import httpx
 import nats
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from pydantic import PostgresDsn
 from tessera_catalog.app import create_app
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings
-from tessera_stack.testing import Json, product_body
+from tessera_stack.testing import Json, WaitUntil, asgi_client, product_body
+
+from .outbox import Outbox
 
 MakeProduct = Callable[..., Awaitable[Json]]
 ProductBody = Callable[..., Json]
@@ -54,16 +54,8 @@ def settings(migrated_url: str, nats_url: str) -> Settings:
 def serve() -> Serve:
     """Run a catalog app with `settings` for the `async with` block; yields a client to it."""
 
-    @asynccontextmanager
-    async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app: FastAPI = create_app(settings)
-        async with (
-            LifespanManager(app, startup_timeout=10, shutdown_timeout=10) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://catalog"
-            ) as client,
-        ):
-            yield client
+    def running(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return asgi_client(create_app(settings), "http://catalog", lifespan_timeout_s=10)
 
     return running
 
@@ -74,14 +66,27 @@ async def client(serve: Serve, settings: Settings) -> AsyncIterator[httpx.AsyncC
         yield c
 
 
-@pytest.fixture
-async def db(migrated_url: str) -> AsyncIterator[Db]:
-    """A direct connection, to look behind the API."""
-    connection = await asyncpg.connect(migrated_url)
+@asynccontextmanager
+async def db_connection(dsn: str) -> AsyncIterator[Db]:
+    """A direct connection to `dsn` for the block."""
+    connection = await asyncpg.connect(dsn)
     try:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def db(migrated_url: str) -> AsyncIterator[Db]:
+    """A direct connection, to look behind the API."""
+    async with db_connection(migrated_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def outbox(db: Db, nats_url: str, wait_until: WaitUntil) -> Outbox:
+    """The outbox (through `db`) and stream CATALOG (on the test's NATS server)."""
+    return Outbox(db, nats_url, wait_until)
 
 
 @pytest.fixture

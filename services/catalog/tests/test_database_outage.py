@@ -26,9 +26,9 @@ from pydantic import PostgresDsn
 from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.settings import Settings
 from tessera_stack.postgres import EmbeddedPostgres, create_database
-from tessera_stack.testing import Json, WaitUntil
+from tessera_stack.testing import Json, WaitUntil, product_body, product_body_v2
 
-from .conftest import Db, Serve
+from .conftest import Db, MakeProduct, Serve
 from .pg_proxy import PostgresProxy, fatal_error, through
 from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
 
@@ -42,23 +42,6 @@ CATALOG_BACKENDS = (
 )
 
 
-def body_v1(sku: str) -> Json:
-    return {
-        "sku": sku,
-        "name": "Oak Desk Lamp",
-        "description": "A warm reading lamp.",
-        "category": "home",
-        "price": 49.99,
-        "currency": "USD",
-    }
-
-
-def body_v2(sku: str) -> Json:
-    body = body_v1(sku)
-    del body["currency"]
-    return body | {"price": {"amount": "49.99", "currency": "USD"}}
-
-
 REVIEW = {"rating": 4, "title": "Solid", "body": "Does the job.", "author": "Ana"}
 
 # Every route that reads or writes PostgreSQL (enriched has its own timeouts and
@@ -66,15 +49,15 @@ REVIEW = {"rating": 4, "title": "Solid", "body": "Does the job.", "author": "Ana
 REQUESTS: dict[str, Send] = {
     "v1 list": lambda c, p: c.get("/v1/products"),
     "v1 get": lambda c, p: c.get(f"/v1/products/{p['id']}"),
-    "v1 create": lambda c, p: c.post("/v1/products", json=body_v1("NEW-1")),
+    "v1 create": lambda c, p: c.post("/v1/products", json=product_body("NEW-1")),
     "v1 create with key": lambda c, p: c.post(
-        "/v1/products", json=body_v1("NEW-1"), headers={"Idempotency-Key": "outage-1"}
+        "/v1/products", json=product_body("NEW-1"), headers={"Idempotency-Key": "outage-1"}
     ),
     "v1 patch": lambda c, p: c.patch(f"/v1/products/{p['id']}", json={"name": "Changed"}),
     "v1 delete": lambda c, p: c.delete(f"/v1/products/{p['id']}"),
     "v2 list": lambda c, p: c.get("/v2/products"),
     "v2 get": lambda c, p: c.get(f"/v2/products/{p['id']}"),
-    "v2 create": lambda c, p: c.post("/v2/products", json=body_v2("NEW-1")),
+    "v2 create": lambda c, p: c.post("/v2/products", json=product_body_v2("NEW-1")),
     "v2 patch": lambda c, p: c.patch(f"/v2/products/{p['id']}", json={"name": "Changed"}),
     "reviews list": lambda c, p: c.get(f"/v1/products/{p['id']}/reviews"),
     "reviews create": lambda c, p: c.post(f"/v1/products/{p['id']}/reviews", json=REVIEW),
@@ -144,7 +127,7 @@ class TestTerminatedConnection:
         self,
         name: str,
         client: httpx.AsyncClient,
-        make_product: Callable[..., Awaitable[Json]],
+        make_product: MakeProduct,
         db: Db,
         wait_until: WaitUntil,
     ) -> None:
@@ -161,11 +144,7 @@ class TestTerminatedConnection:
         assert "idempotent-replayed" not in again.headers
 
     async def test_enriched_product_whose_parts_are_terminated_is_503(
-        self,
-        client: httpx.AsyncClient,
-        make_product: Callable[..., Awaitable[Json]],
-        db: Db,
-        wait_until: WaitUntil,
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db, wait_until: WaitUntil
     ) -> None:
         def enriched(c: httpx.AsyncClient, p: Json) -> Awaitable[httpx.Response]:
             return c.get(f"/v1/products/{p['id']}/enriched")
@@ -232,7 +211,7 @@ async def fault_under_a_request(
     `fault` is given the pid of the backend whose locks `send` waits on.
     Returns the product.
     """
-    created = await client.post("/v1/products", json=body_v1("OLD-1"))
+    created = await client.post("/v1/products", json=product_body("OLD-1"))
     assert created.status_code == 201
     holder, pid = await hold_locks(url)
     try:
@@ -249,7 +228,7 @@ async def until_serving(client: httpx.AsyncClient, sku: str) -> list[int]:
     """POST one product until it is created; the statuses answered on the way."""
     statuses = []
     for _ in range(300):
-        response = await client.post("/v1/products", json=body_v1(sku))
+        response = await client.post("/v1/products", json=product_body(sku))
         statuses.append(response.status_code)
         if response.status_code == 201:
             return statuses
@@ -288,10 +267,7 @@ class TestServerStopsAndComesBack:
         assert await skus(own_url) == ["NEW-2", "OLD-1"]
 
     async def test_a_crashed_backend_restarting_the_server_gives_503s_until_it_is_back(
-        self,
-        own_client: httpx.AsyncClient,
-        own_url: str,
-        wait_until: WaitUntil,
+        self, own_client: httpx.AsyncClient, own_url: str, wait_until: WaitUntil
     ) -> None:
         async def crash(pid: int) -> None:
             # A backend killed by signal makes the postmaster end every other session
@@ -325,24 +301,24 @@ class TestCommitAcknowledgementLost:
         # The create's own session (the one storing the idempotent response), not
         # the relay's, which commits too.
         postgres_proxy.lose_commit_reply(after=b"UPDATE idempotency_keys")
-        first = await proxied_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
+        first = await proxied_client.post(
+            "/v1/products", json=product_body("ACK-1"), headers=headers
+        )
 
         assert postgres_proxy.commit_reply_lost.is_set()
         assert_unavailable(first, "CommitOutcomeUnknown")
         assert "may or may not" in first.json()["detail"]
         # It did commit: the retry with the same key gets the original answer back.
-        retry = await proxied_client.post("/v1/products", json=body_v1("ACK-1"), headers=headers)
+        retry = await proxied_client.post(
+            "/v1/products", json=product_body("ACK-1"), headers=headers
+        )
         assert retry.status_code == 201, retry.text
         assert retry.headers["idempotent-replayed"] == "true"
         assert await db.fetchval("SELECT count(*) FROM products WHERE sku = 'ACK-1'") == 1
         assert retry.json()["id"] == str(await db.fetchval("SELECT id FROM products"))
 
     async def test_a_503_before_commit_says_nothing_was_changed(
-        self,
-        client: httpx.AsyncClient,
-        make_product: Callable[..., Awaitable[Json]],
-        db: Db,
-        wait_until: WaitUntil,
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db, wait_until: WaitUntil
     ) -> None:
         product = await make_product()
 
@@ -366,7 +342,7 @@ class TestFatalOnAnIdleConnection:
         quiet_relay = {"outbox_poll_interval_s": 60.0, "outbox_pending_refresh_s": 60.0}
         update = {"database_url": through(postgres_proxy, migrated_url)} | quiet_relay
         async with serve(settings.model_copy(update=update)) as client:
-            created = await client.post("/v1/products", json=body_v1("IDLE-1"))
+            created = await client.post("/v1/products", json=product_body("IDLE-1"))
             assert created.status_code == 201
 
             async def published() -> bool:

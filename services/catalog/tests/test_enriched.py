@@ -8,9 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -25,11 +23,14 @@ from tessera_contracts import PROBLEM_HEADERS, v1
 from tessera_contracts.problem import Problem
 from tessera_inference.app import create_app as create_inference_app
 from tessera_inference.settings import Settings as InferenceSettings
-from tessera_stack.testing import Json, WaitUntil, product_body
+from tessera_stack.testing import Json, NatsServer, WaitUntil, product_body
 
-from .conftest import MakeProduct, Serve
+from .conftest import MakeProduct, Serve, db_connection
+from .outbox import wait_nats_connected
 
 Reply = Callable[[v1.PredictionRequest], Awaitable[v1.PredictionResponse | Problem]]
+Responder = Callable[[Reply], Awaitable[list[Msg]]]
+"""The `responder` fixture: installs a reply, returns the requests it gets."""
 
 
 def prediction(label_probabilities: bool = True) -> v1.PredictionResponse:
@@ -45,7 +46,7 @@ def prediction(label_probabilities: bool = True) -> v1.PredictionResponse:
 
 
 @pytest.fixture
-def responder(nc: NATS) -> Callable[[Reply], Awaitable[list[Msg]]]:
+def responder(nc: NATS) -> Responder:
     """Answer `inference.v1.predict` with `reply`; returns the requests received."""
 
     async def install(reply: Reply) -> list[Msg]:
@@ -73,8 +74,7 @@ async def table_locked(
     dsn: str, table: str, release_after_s: float | None = None
 ) -> AsyncIterator[None]:
     """Hold an exclusive lock on `table` (readers block) until the block ends or the delay passes."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with db_connection(dsn) as conn:
         transaction = conn.transaction()
         await transaction.start()
         await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
@@ -92,8 +92,6 @@ async def table_locked(
                 await releaser
             else:
                 await transaction.rollback()
-    finally:
-        await conn.close()
 
 
 async def enriched(
@@ -110,11 +108,7 @@ async def enriched(
 @pytest.fixture
 async def connected(client: httpx.AsyncClient, wait_until: WaitUntil) -> httpx.AsyncClient:
     """The client, once the catalog's NATS connection is up (metrics say so)."""
-
-    async def up() -> bool:
-        return "catalog_nats_connected 1.0" in (await client.get("/metrics")).text
-
-    await wait_until(up, what="catalog connected to NATS")
+    await wait_nats_connected(client, wait_until)
     return client
 
 
@@ -183,10 +177,7 @@ class TestEnrichedHappyPath:
             assert response.json()["title"] == "ProductNotFound"
 
     async def test_request_id_and_traceparent_reach_inference(
-        self,
-        connected: httpx.AsyncClient,
-        make_product: MakeProduct,
-        responder: Callable[[Reply], Awaitable[list[Msg]]],
+        self, connected: httpx.AsyncClient, make_product: MakeProduct, responder: Responder
     ) -> None:
         async def answer(_: v1.PredictionRequest) -> v1.PredictionResponse:
             return prediction()
@@ -215,7 +206,7 @@ class TestEnrichedDegraded:
         self,
         connected: httpx.AsyncClient,
         make_product: MakeProduct,
-        responder: Callable[[Reply], Awaitable[list[Msg]]],
+        responder: Responder,
         settings: Settings,
     ) -> None:
         async def slow(_: v1.PredictionRequest) -> v1.PredictionResponse:
@@ -248,10 +239,7 @@ class TestEnrichedDegraded:
         assert elapsed < settings.prediction_timeout_s
 
     async def test_inference_problem_reply_degrades_the_prediction(
-        self,
-        connected: httpx.AsyncClient,
-        make_product: MakeProduct,
-        responder: Callable[[Reply], Awaitable[list[Msg]]],
+        self, connected: httpx.AsyncClient, make_product: MakeProduct, responder: Responder
     ) -> None:
         async def refuse(_: v1.PredictionRequest) -> Problem:
             return Problem(title="ModelNotFound", status=404, detail="no such model")
@@ -267,7 +255,7 @@ class TestEnrichedDegraded:
         self,
         connected: httpx.AsyncClient,
         make_product: MakeProduct,
-        nats_server: Any,
+        nats_server: NatsServer,
         settings: Settings,
     ) -> None:
         product = await make_product()
@@ -281,10 +269,7 @@ class TestEnrichedDegraded:
         assert elapsed < settings.prediction_timeout_s
 
     async def test_v2_needs_class_probabilities(
-        self,
-        connected: httpx.AsyncClient,
-        make_product: MakeProduct,
-        responder: Callable[[Reply], Awaitable[list[Msg]]],
+        self, connected: httpx.AsyncClient, make_product: MakeProduct, responder: Responder
     ) -> None:
         async def old_service(_: v1.PredictionRequest) -> v1.PredictionResponse:
             return prediction(label_probabilities=False)
@@ -361,7 +346,7 @@ class TestLatencyFollowsTheSlowestPart:
         self,
         serve: Serve,
         settings: Settings,
-        responder: Callable[[Reply], Awaitable[list[Msg]]],
+        responder: Responder,
         migrated_url: str,
         wait_until: WaitUntil,
     ) -> None:
@@ -376,21 +361,8 @@ class TestLatencyFollowsTheSlowestPart:
             update={"part_timeout_s": 3.0, "prediction_timeout_s": 3.0, "product_timeout_s": 3.0}
         )
         async with serve(generous) as client:
-
-            async def up() -> bool:
-                return "catalog_nats_connected 1.0" in (await client.get("/metrics")).text
-
-            await wait_until(up, what="NATS connection")
-            created = await client.post(
-                "/v1/products",
-                json={
-                    "sku": "SLOW-1",
-                    "name": "Slow",
-                    "category": "home",
-                    "price": 1,
-                    "features": [1.0] * 10,
-                },
-            )
+            await wait_nats_connected(client, wait_until)
+            created = await client.post("/v1/products", json=product_body(sku="SLOW-1"))
             product_id = created.json()["id"]
 
             # Reviews and inventory each wait `delay` for a lock; inference sleeps `delay`.

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
 import httpx
-import nats
-import nats.js.errors
 import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1
 from tessera_contracts.events import MSG_ID_HEADER
-from tessera_stack.testing import WaitUntil
+from tessera_stack.testing import NatsServer, WaitUntil, product_body
 
-from .conftest import MakeProduct, Serve
-
-
-async def stream_events(js: JetStreamContext) -> list[tuple[int, dict[str, str], Any]]:
-    """(sequence, headers, decoded CloudEvent) of every message on stream CATALOG."""
-    info = await js.stream_info(v1.CATALOG_STREAM)
-    events = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg(v1.CATALOG_STREAM, seq)
-        assert msg.data is not None
-        events.append(
-            (seq, dict(msg.headers or {}), v1.CATALOG_EVENT_ADAPTER.validate_json(msg.data))
-        )
-    return events
-
-
-async def pending(db: asyncpg.Connection[asyncpg.Record]) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+from .conftest import Db, MakeProduct, Serve
+from .outbox import Outbox, stream_events, wait_nats_connected
 
 
 async def every_change(client: httpx.AsyncClient, make_product: MakeProduct) -> list[str]:
@@ -57,10 +36,7 @@ async def every_change(client: httpx.AsyncClient, make_product: MakeProduct) -> 
 
 @pytest.fixture
 async def nats_up(client: httpx.AsyncClient, wait_until: WaitUntil) -> None:
-    async def up() -> bool:
-        return "catalog_nats_connected 1.0" in (await client.get("/metrics")).text
-
-    await wait_until(up, what="catalog connected to NATS")
+    await wait_nats_connected(client, wait_until)
 
 
 class TestOutboxAndRelay:
@@ -69,16 +45,13 @@ class TestOutboxAndRelay:
         self,
         client: httpx.AsyncClient,
         make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        db: Db,
         js: JetStreamContext,
-        wait_until: WaitUntil,
+        outbox: Outbox,
     ) -> None:
         expected = await every_change(client, make_product)
 
-        async def drained() -> bool:
-            return await pending(db) == 0
-
-        await wait_until(drained, what="outbox drained")
+        await outbox.wait_published("outbox drained")
         events = await stream_events(js)
 
         assert [event.type for _, _, event in events] == expected
@@ -107,11 +80,7 @@ class TestOutboxAndRelay:
 
     @pytest.mark.usefixtures("nats_up")
     async def test_events_carry_the_request_id_of_the_write(
-        self,
-        client: httpx.AsyncClient,
-        db: asyncpg.Connection[asyncpg.Record],
-        js: JetStreamContext,
-        wait_until: WaitUntil,
+        self, client: httpx.AsyncClient, outbox: Outbox, js: JetStreamContext
     ) -> None:
         await client.post(
             "/v1/products",
@@ -119,18 +88,12 @@ class TestOutboxAndRelay:
             headers={"X-Request-ID": "write-7"},
         )
 
-        async def drained() -> bool:
-            return await pending(db) == 0
-
-        await wait_until(drained, what="outbox drained")
+        await outbox.wait_published("outbox drained")
         [(_, headers, _)] = await stream_events(js)
         assert headers["X-Request-ID"] == "write-7"
 
     async def test_a_failed_write_leaves_no_event(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         product = await make_product(sku="ONLY-1")
         before = await db.fetchval("SELECT count(*) FROM outbox")
@@ -149,26 +112,17 @@ class TestOutboxAndRelay:
 
     @pytest.mark.usefixtures("nats_up")
     async def test_a_resent_event_is_dropped_by_jetstream(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
-        js: JetStreamContext,
-        wait_until: WaitUntil,
+        self, make_product: MakeProduct, db: Db, outbox: Outbox
     ) -> None:
         await make_product()
         await make_product()
 
-        async def drained() -> bool:
-            return await pending(db) == 0
-
-        await wait_until(drained, what="outbox drained")
+        await outbox.wait_published("outbox drained")
         # As if the relay had crashed after JetStream's ack but before stamping the rows.
         await db.execute("UPDATE outbox SET published_at = NULL, stream_seq = NULL")
-        await wait_until(drained, what="outbox drained again")
+        await outbox.wait_published("outbox drained again")
 
-        events = await stream_events(js)
-        assert len(events) == 2
+        assert len(await outbox.events()) == 2
         assert [
             r["stream_seq"] for r in await db.fetch("SELECT stream_seq FROM outbox ORDER BY id")
         ] == [1, 2]
@@ -196,9 +150,8 @@ class TestNatsOutage:
         self,
         client: httpx.AsyncClient,
         make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
-        nats_server: Any,
-        nats_url: str,
+        nats_server: NatsServer,
+        outbox: Outbox,
         wait_until: WaitUntil,
         nats_up: None,
     ) -> None:
@@ -208,7 +161,7 @@ class TestNatsOutage:
             expected += await every_change(client, make_product)
 
         # Written, not published: the events wait in the outbox, and /metrics shows the backlog.
-        assert await pending(db) == len(expected)
+        assert await outbox.pending() == len(expected)
 
         async def backlog_shown() -> bool:
             # Recounted every outbox_pending_refresh_s, whatever the relay is doing.
@@ -223,46 +176,21 @@ class TestNatsOutage:
 
         nats_server.start()
 
-        async def drained() -> bool:
-            return await pending(db) == 0
-
-        await wait_until(drained, timeout_s=20, what="outbox drained after NATS came back")
-        reader = await nats.connect(nats_url)
-        try:
-            events = await stream_events(reader.jetstream())
-        finally:
-            await reader.close()
+        await outbox.wait_published("outbox drained after NATS came back", timeout_s=20)
+        events = await outbox.events()
         ids = [event.id for _, _, event in events]
         assert len(ids) == len(set(ids)) == len(expected)
         assert [event.type for _, _, event in events] == expected
-        outbox_ids = [
-            r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox ORDER BY id")
-        ]
-        assert ids == outbox_ids
+        assert ids == await outbox.event_ids()
 
     async def test_starts_and_serves_while_nats_is_down(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_server: Any,
-        nats_url: str,
-        db: asyncpg.Connection[asyncpg.Record],
-        wait_until: WaitUntil,
+        self, serve: Serve, settings: Settings, nats_server: NatsServer, outbox: Outbox
     ) -> None:
         nats_server.stop()
 
         async with serve(settings) as client:
             ready = await client.get("/readyz")
-            created = await client.post(
-                "/v1/products",
-                json={
-                    "sku": "EARLY-1",
-                    "name": "Early",
-                    "category": "home",
-                    "price": 1,
-                    "features": [1.0] * 10,
-                },
-            )
+            created = await client.post("/v1/products", json=product_body(sku="EARLY-1"))
             enriched = await client.get(f"/v1/products/{created.json()['id']}/enriched")
             assert ready.status_code == 200
             assert created.status_code == 201
@@ -270,20 +198,13 @@ class TestNatsOutage:
 
             nats_server.start()
 
-            async def drained() -> bool:
-                return await pending(db) == 0
+            await outbox.wait_published("the event published once NATS started", timeout_s=20)
 
-            await wait_until(drained, timeout_s=20, what="the event published once NATS started")
-
-        reader = await nats.connect(nats_url)
-        try:
-            events = await stream_events(reader.jetstream())
-        finally:
-            await reader.close()
+        events = await outbox.events()
         assert [event.type for _, _, event in events] == ["catalog.v1.product.created"]
 
     async def test_readiness_can_require_nats(
-        self, serve: Serve, settings: Settings, nats_server: Any
+        self, serve: Serve, settings: Settings, nats_server: NatsServer
     ) -> None:
         nats_server.stop()
 
@@ -300,19 +221,15 @@ class TestNatsOutage:
         self,
         client: httpx.AsyncClient,
         make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        outbox: Outbox,
         js: JetStreamContext,
-        wait_until: WaitUntil,
         nats_up: None,
     ) -> None:
         await js.delete_stream(v1.CATALOG_STREAM)
 
         await make_product()
 
-        async def drained() -> bool:
-            return await pending(db) == 0
-
-        await wait_until(drained, timeout_s=20, what="event published to a recreated stream")
+        await outbox.wait_published("event published to a recreated stream", timeout_s=20)
         assert [event.type for _, _, event in await stream_events(js)] == [
             "catalog.v1.product.created"
         ]

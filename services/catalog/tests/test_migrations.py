@@ -15,19 +15,19 @@ import pytest
 from tessera_catalog.db import migrate
 from tessera_catalog.db.migrate import MigrationError, apply_migrations, load_migrations
 
+from .conftest import Db, db_connection
+
 
 @pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    connection = await asyncpg.connect(database_url)
-    try:
+async def conn(database_url: str) -> AsyncIterator[Db]:
+    """A direct connection to the test's database, before any migration."""
+    async with db_connection(database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 class TestApplyMigrations:
     async def test_applies_every_shipped_migration_in_order_and_records_it(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+        self, database_url: str, conn: Db
     ) -> None:
         shipped = [m.name for m in load_migrations()]
 
@@ -43,9 +43,7 @@ class TestApplyMigrations:
         }
         assert {"products", "reviews", "inventory", "outbox", "idempotency_keys"} <= tables
 
-    async def test_second_run_is_a_no_op(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_second_run_is_a_no_op(self, database_url: str, conn: Db) -> None:
         await apply_migrations(database_url)
         before = await conn.fetch("SELECT name, applied_at FROM schema_migrations")
 
@@ -54,7 +52,7 @@ class TestApplyMigrations:
         assert await conn.fetch("SELECT name, applied_at FROM schema_migrations") == before
 
     async def test_concurrent_runners_apply_each_migration_once(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+        self, database_url: str, conn: Db
     ) -> None:
         results = await asyncio.gather(*(apply_migrations(database_url) for _ in range(4)))
 
@@ -65,7 +63,7 @@ class TestApplyMigrations:
         )
 
     async def test_an_edited_applied_migration_is_refused(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+        self, database_url: str, conn: Db
     ) -> None:
         await apply_migrations(database_url)
         await conn.execute("UPDATE schema_migrations SET checksum = 'edited'")
@@ -74,7 +72,7 @@ class TestApplyMigrations:
             await apply_migrations(database_url)
 
     async def test_a_pending_migration_older_than_the_newest_applied_is_refused(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+        self, database_url: str, conn: Db
     ) -> None:
         await apply_migrations(database_url)
         # The database already has a newer migration (from a branch merged later).
@@ -87,10 +85,7 @@ class TestApplyMigrations:
             await apply_migrations(database_url)
 
     async def test_a_failing_migration_leaves_no_trace(
-        self,
-        database_url: str,
-        conn: asyncpg.Connection[asyncpg.Record],
-        monkeypatch: pytest.MonkeyPatch,
+        self, database_url: str, conn: Db, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         good = load_migrations()
         broken = migrate.Migration(
@@ -130,9 +125,7 @@ class TestDatabaseConstraints:
     async def migrated(self, database_url: str) -> None:
         await apply_migrations(database_url)
 
-    async def insert_product(
-        self, conn: asyncpg.Connection[asyncpg.Record], **overrides: object
-    ) -> uuid.UUID:
+    async def insert_product(self, conn: Db, **overrides: object) -> uuid.UUID:
         row = _product_row(**overrides)
         await conn.execute(
             "INSERT INTO products (id, sku, name, category, price, currency, features) "
@@ -143,9 +136,7 @@ class TestDatabaseConstraints:
         assert isinstance(product_id, uuid.UUID)
         return product_id
 
-    async def test_a_valid_product_is_accepted(
-        self, conn: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_a_valid_product_is_accepted(self, conn: Db) -> None:
         product_id = await self.insert_product(conn, features=[1.0] * 10)
 
         assert await conn.fetchval("SELECT version FROM products WHERE id = $1", product_id) == 1
@@ -168,21 +159,19 @@ class TestDatabaseConstraints:
         ids=lambda o: next(iter(o.items()))[0] + "=" + repr(next(iter(o.values())))[:20],
     )
     async def test_invalid_products_are_refused(
-        self, conn: asyncpg.Connection[asyncpg.Record], overrides: dict[str, object]
+        self, conn: Db, overrides: dict[str, object]
     ) -> None:
         with pytest.raises(asyncpg.CheckViolationError):
             await self.insert_product(conn, **overrides)
 
-    async def test_sku_is_unique(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    async def test_sku_is_unique(self, conn: Db) -> None:
         await self.insert_product(conn, sku="DUP-1")
 
         with pytest.raises(asyncpg.UniqueViolationError):
             await self.insert_product(conn, sku="DUP-1")
 
     @pytest.mark.parametrize("rating", [0, 6])
-    async def test_rating_must_be_one_to_five(
-        self, conn: asyncpg.Connection[asyncpg.Record], rating: int
-    ) -> None:
+    async def test_rating_must_be_one_to_five(self, conn: Db, rating: int) -> None:
         product_id = await self.insert_product(conn)
 
         with pytest.raises(asyncpg.CheckViolationError):
@@ -195,7 +184,7 @@ class TestDatabaseConstraints:
 
     @pytest.mark.parametrize(("quantity", "reserved"), [(-1, 0), (5, -1), (5, 6)])
     async def test_inventory_is_non_negative_and_reserved_within_quantity(
-        self, conn: asyncpg.Connection[asyncpg.Record], quantity: int, reserved: int
+        self, conn: Db, quantity: int, reserved: int
     ) -> None:
         product_id = await self.insert_product(conn)
 
@@ -207,9 +196,7 @@ class TestDatabaseConstraints:
                 reserved,
             )
 
-    async def test_deleting_a_product_deletes_its_reviews_and_inventory(
-        self, conn: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_deleting_a_product_deletes_its_reviews_and_inventory(self, conn: Db) -> None:
         product_id = await self.insert_product(conn)
         await conn.execute(
             "INSERT INTO reviews (id, product_id, rating, title, author) VALUES ($1, $2, 5, 't', 'a')",
@@ -243,7 +230,7 @@ class TestMigrateCommand:
         return process.returncode, out.decode(), err.decode()
 
     async def test_migrates_the_database_of_the_catalog_settings(
-        self, database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+        self, database_url: str, conn: Db
     ) -> None:
         status, out, _ = await self.run_command({"CATALOG_DATABASE_URL": database_url})
 

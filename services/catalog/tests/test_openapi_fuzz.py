@@ -9,25 +9,12 @@ seeded PostgreSQL database and NATS.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import schemathesis
 from pydantic import PostgresDsn
 from tessera_catalog.app import create_app
-from tessera_catalog.db.migrate import apply_migrations
-from tessera_catalog.db.seed import seed_if_empty
 from tessera_catalog.settings import Settings
-from tessera_stack.nats import EmbeddedNats
-from tessera_stack.openapi_fuzz import (
-    FuzzCase,
-    check_case,
-    fuzz_settings,
-    scratch_database,
-    served,
-    served_document,
-)
-from tessera_stack.process import run_sync
+from tessera_stack.testing import openapi_fuzz_tests, served_catalog
 
 EXAMPLES_PER_OPERATION = 20  # 15 operations
 
@@ -37,25 +24,12 @@ EXAMPLES_PER_OPERATION = 20  # 15 operations
 DOCUMENT = create_app(
     Settings(database_url=PostgresDsn("postgresql://unused@127.0.0.1/unused"))
 ).openapi()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
+test_served_document_is_the_fuzzed_one, test_every_operation_answers_as_documented = (
+    openapi_fuzz_tests(DOCUMENT, EXAMPLES_PER_OPERATION)
+)
 
 
 @pytest.fixture(scope="module")
-def catalog_url(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root: Path = tmp_path_factory.mktemp("catalog-fuzz")
-    with scratch_database(postgres_dsn) as database_url, EmbeddedNats(root / "nats") as nats:
-        run_sync(apply_migrations(database_url))
-        run_sync(seed_if_empty(database_url))
-        env = {"CATALOG_DATABASE_URL": database_url, "CATALOG_NATS_URL": nats.url}
-        with served("catalog", env, root) as url:
-            yield url
-
-
-def test_served_document_is_the_fuzzed_one(catalog_url: str) -> None:
-    assert served_document(catalog_url) == DOCUMENT
-
-
-@schema.parametrize()
-@fuzz_settings(EXAMPLES_PER_OPERATION)
-def test_every_operation_answers_as_documented(case: FuzzCase, catalog_url: str) -> None:
-    check_case(case, catalog_url)
+def service_url(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with served_catalog(postgres_dsn, tmp_path_factory.mktemp("catalog-fuzz")) as catalog:
+        yield catalog.url

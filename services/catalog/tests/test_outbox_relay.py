@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -24,9 +24,10 @@ from tessera_catalog.messaging.backoff import Backoff
 from tessera_catalog.messaging.relay import LISTENER_APPLICATION_NAME
 from tessera_catalog.settings import Settings
 from tessera_contracts import v1
-from tessera_stack.testing import WaitUntil
+from tessera_stack.testing import NatsServer, WaitUntil
 
 from .conftest import Db, Serve
+from .outbox import Outbox, wait_nats_connected
 from .pg_proxy import PostgresProxy, through
 from .pg_proxy import postgres_proxy_fixture as postgres_proxy_fixture
 
@@ -48,37 +49,6 @@ def failures(metrics: str) -> float:
         for line in metrics.splitlines()
         if line.startswith("catalog_outbox_publish_failures_total{")
     )
-
-
-async def pending(db: Db) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-
-
-async def stream_ids(nats_url: str) -> list[str]:
-    """CloudEvent ids on stream CATALOG, in stream order (read with a client of our own)."""
-    reader = await nats.connect(nats_url)
-    try:
-        js: JetStreamContext = reader.jetstream()
-        info = await js.stream_info(v1.CATALOG_STREAM)
-        ids = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await js.get_msg(v1.CATALOG_STREAM, seq)
-            assert msg.data is not None
-            ids.append(v1.CATALOG_EVENT_ADAPTER.validate_json(msg.data).id)
-        return ids
-    finally:
-        await reader.close()
-
-
-async def outbox_ids(db: Db) -> list[str]:
-    return [r["event_id"] for r in await db.fetch("SELECT event_id FROM outbox ORDER BY id")]
-
-
-async def assert_published_once_in_order(nats_url: str, db: Db, count: int) -> None:
-    """Stream CATALOG holds the outbox's `count` events, each once, in outbox order."""
-    ids = await stream_ids(nats_url)
-    assert ids == await outbox_ids(db)
-    assert len(ids) == len(set(ids)) == count
 
 
 async def create(client: httpx.AsyncClient, sku: str, timeout_s: float = 10.0) -> None:
@@ -104,11 +74,21 @@ async def timed(bound_s: float, what: str) -> AsyncIterator[None]:
     assert elapsed < bound_s, f"{what} took {elapsed:.1f}s (bound {bound_s}s)"
 
 
-async def nats_connected(client: httpx.AsyncClient, wait_until: WaitUntil) -> None:
-    async def up() -> bool:
-        return sample(await metrics_page(client), "catalog_nats_connected") == 1.0
+Catalog = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
-    await wait_until(up, what="catalog connected to NATS")
+
+@pytest.fixture
+def catalog(serve: Serve, settings: Settings, wait_until: WaitUntil) -> Catalog:
+    """`catalog(**changes)`: serve it with these settings changed; yields its client once
+    the catalog is connected to NATS (what every relay test starts from)."""
+
+    @contextlib.asynccontextmanager
+    async def running(**changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+        async with serve(settings.model_copy(update=changes)) as client:
+            await wait_nats_connected(client, wait_until)
+            yield client
+
+    return running
 
 
 class TestBackoff:
@@ -129,19 +109,11 @@ class TestBackoff:
 @pytest.mark.embedded_nats
 class TestNatsOutage:
     async def test_metrics_tell_the_outage_and_events_follow_nats_back_at_once(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_server: Any,
-        nats_url: str,
-        db: Db,
-        wait_until: WaitUntil,
+        self, catalog: Catalog, nats_server: NatsServer, outbox: Outbox, wait_until: WaitUntil
     ) -> None:
-        tuned = settings.model_copy(update={**LONG_BACKOFF, "outbox_pending_refresh_s": 0.1})
-        async with serve(tuned) as client:
-            await nats_connected(client, wait_until)
+        async with catalog(**LONG_BACKOFF, outbox_pending_refresh_s=0.1) as client:
             await create(client, "BEFORE-1")
-            await wait_until(lambda: _is_zero(pending(db)), what="first event published")
+            await outbox.wait_published("first event published")
 
             nats_server.stop()
             for i in range(5):
@@ -156,25 +128,19 @@ class TestNatsOutage:
 
             async with timed(5.0, "publishing the backlog after NATS came back"):
                 nats_server.start()
-                await wait_until(lambda: _is_zero(pending(db)), what="backlog published")
+                await outbox.wait_published("backlog published")
 
             async def backlog_gone() -> bool:
                 return sample(await metrics_page(client), "catalog_outbox_pending") == 0
 
             await wait_until(backlog_gone, timeout_s=5, what="catalog_outbox_pending back to 0")
 
-        await assert_published_once_in_order(nats_url, db, 6)
+        await outbox.assert_published_once_in_order(6)
 
     async def test_a_missing_stream_is_counted_as_a_failure(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_url: str,
-        db: Db,
-        wait_until: WaitUntil,
+        self, catalog: Catalog, nats_url: str, outbox: Outbox, wait_until: WaitUntil
     ) -> None:
-        async with serve(settings) as client:
-            await nats_connected(client, wait_until)
+        async with catalog() as client:
             reader = await nats.connect(nats_url)
             try:
                 js = reader.jetstream()
@@ -182,31 +148,25 @@ class TestNatsOutage:
                 # As when NATS restarts with an empty store: publishes get no responder.
                 await js.delete_stream(v1.CATALOG_STREAM)
                 await create(client, "NOSTREAM-1")
-                await wait_until(lambda: _is_zero(pending(db)), what="published after recreation")
+                await outbox.wait_published("published after recreation")
             finally:
                 await reader.close()
             page = await metrics_page(client)
 
         assert sample(page, 'catalog_outbox_publish_failures_total{reason="no_stream"}') >= 1
-        await assert_published_once_in_order(nats_url, db, 1)
+        await outbox.assert_published_once_in_order(1)
 
 
 class TestListen:
     async def test_a_commit_wakes_the_relay_and_it_listens_again_after_losing_the_connection(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_url: str,
-        db: Db,
-        wait_until: WaitUntil,
+        self, catalog: Catalog, outbox: Outbox, db: Db, wait_until: WaitUntil
     ) -> None:
         # A poll far longer than the bounds below: only NOTIFY can explain a prompt publish.
-        async with serve(settings.model_copy(update={"outbox_poll_interval_s": 60.0})) as client:
-            await nats_connected(client, wait_until)
+        async with catalog(outbox_poll_interval_s=60.0) as client:
             await wait_until(lambda: _listening(db), what="relay LISTENing")
             async with timed(5.0, "publishing after a commit"):
                 await create(client, "NOTIFY-1")
-                await wait_until(lambda: _is_zero(pending(db)), what="published on NOTIFY")
+                await outbox.wait_published("published on NOTIFY")
 
             killed = await db.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -217,9 +177,9 @@ class TestListen:
             await wait_until(lambda: _listening(db), what="relay LISTENing again")
             async with timed(5.0, "publishing after a commit, on the new connection"):
                 await create(client, "NOTIFY-2")
-                await wait_until(lambda: _is_zero(pending(db)), what="published on NOTIFY again")
+                await outbox.wait_published("published on NOTIFY again")
 
-        await assert_published_once_in_order(nats_url, db, 2)
+        await outbox.assert_published_once_in_order(2)
 
     async def test_a_stop_during_connect_leaves_no_listen_connection_behind(
         self, serve: Serve, settings: Settings, db: Db, wait_until: WaitUntil
@@ -243,26 +203,20 @@ class TestListen:
 class TestPostgresOutage:
     async def test_the_relay_resumes_when_postgres_is_back_not_after_its_backoff(
         self,
-        serve: Serve,
-        settings: Settings,
+        catalog: Catalog,
         migrated_url: str,
         postgres_proxy: PostgresProxy,
-        nats_url: str,
-        db: Db,
+        outbox: Outbox,
         wait_until: WaitUntil,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        tuned = settings.model_copy(
-            update={
-                **LONG_BACKOFF,
-                "database_url": through(postgres_proxy, migrated_url),
-                "outbox_listen_retry_max_s": 0.2,
-            }
-        )
-        async with serve(tuned) as client:
-            await nats_connected(client, wait_until)
+        async with catalog(
+            **LONG_BACKOFF,
+            database_url=through(postgres_proxy, migrated_url),
+            outbox_listen_retry_max_s=0.2,
+        ) as client:
             await create(client, "BEFORE-1")
-            await wait_until(lambda: _is_zero(pending(db)), what="first event published")
+            await outbox.wait_published("first event published")
 
             with caplog.at_level(logging.WARNING, logger="tessera_catalog.relay"):
                 await postgres_proxy.stop()
@@ -276,59 +230,41 @@ class TestPostgresOutage:
             async with timed(5.0, "publishing a write made after PostgreSQL came back"):
                 await postgres_proxy.start()
                 await create(client, "AFTER-1")
-                await wait_until(lambda: _is_zero(pending(db)), what="published after the outage")
+                await outbox.wait_published("published after the outage")
 
-        await assert_published_once_in_order(nats_url, db, 2)
+        await outbox.assert_published_once_in_order(2)
 
 
 @pytest.mark.embedded_nats
 class TestShutdownFlush:
     async def test_events_pending_at_shutdown_are_published_before_it_ends(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_server: Any,
-        nats_url: str,
-        db: Db,
-        wait_until: WaitUntil,
+        self, catalog: Catalog, nats_server: NatsServer, outbox: Outbox
     ) -> None:
         # NATS is away while the events are written and comes back just as the
         # catalog shuts down; the catalog's client reconnects within its 1 s wait.
-        tuned = settings.model_copy(
-            update={**LONG_BACKOFF, "nats_reconnect_wait_s": 1.0, "outbox_shutdown_grace_s": 8.0}
-        )
-        async with serve(tuned) as client:
-            await nats_connected(client, wait_until)
+        async with catalog(
+            **LONG_BACKOFF, nats_reconnect_wait_s=1.0, outbox_shutdown_grace_s=8.0
+        ) as client:
             nats_server.stop()
             for i in range(3):
                 await create(client, f"LATE-{i}")
-            assert await pending(db) == 3
+            assert await outbox.pending() == 3
             nats_server.start()
 
-        assert await pending(db) == 0
-        await assert_published_once_in_order(nats_url, db, 3)
+        assert await outbox.pending() == 0
+        await outbox.assert_published_once_in_order(3)
 
     async def test_the_flush_ends_at_the_grace_and_leaves_the_rest_in_the_outbox(
-        self,
-        serve: Serve,
-        settings: Settings,
-        nats_server: Any,
-        db: Db,
-        wait_until: WaitUntil,
+        self, catalog: Catalog, nats_server: NatsServer, outbox: Outbox
     ) -> None:
-        async with serve(settings.model_copy(update={"outbox_shutdown_grace_s": 0.5})) as client:
-            await nats_connected(client, wait_until)
+        async with catalog(outbox_shutdown_grace_s=0.5) as client:
             nats_server.stop()
             await create(client, "STUCK-1")
             shutdown_started = time.monotonic()
 
         # Bounded by the grace (plus closing NATS and the pool), not by NATS coming back.
         assert time.monotonic() - shutdown_started < 5.0
-        assert await pending(db) == 1  # not lost: the next relay publishes it
-
-
-async def _is_zero(count: Awaitable[int]) -> bool:
-    return await count == 0
+        assert await outbox.pending() == 1  # not lost: the next relay publishes it
 
 
 async def _listening(db: Db) -> bool:

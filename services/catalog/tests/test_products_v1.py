@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import httpx
 import pytest
 from tessera_contracts.parameters import MAX_LIMIT
 from tessera_stack.testing import Json, assert_problem_body, error_locs
 
-from .conftest import MakeProduct
+from .conftest import Db, MakeProduct
 
 
 class TestGetProduct:
@@ -69,7 +68,7 @@ class TestListProducts:
         assert (first.json()["offset"], first.json()["limit"]) == (0, 2)
 
     async def test_limit_above_the_cap_is_served_as_the_cap(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         await db.execute(
             "INSERT INTO products (id, sku, name, category, price) "
@@ -218,10 +217,7 @@ class TestUpdateProduct:
         assert (await client.get(url)).json()["version"] == 2
 
     async def test_patch_that_changes_nothing_keeps_the_version(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         created = await make_product()
         events = await db.fetchval("SELECT count(*) FROM outbox")
@@ -290,10 +286,7 @@ class TestDeleteProduct:
         assert (await client.get(url)).status_code == 200
 
     async def test_delete_removes_reviews_and_inventory(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         created = await make_product()
         url = f"/v1/products/{created['id']}"

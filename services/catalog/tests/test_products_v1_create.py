@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from tessera_contracts import v1
 from tessera_stack.testing import Json, assert_problem_body, error_locs
 
-from .conftest import MakeProduct, ProductBody
+from .conftest import Db, MakeProduct, ProductBody
 
 
 class TestCreateProduct:
@@ -72,7 +71,7 @@ class TestCreateProduct:
         client: httpx.AsyncClient,
         make_product: MakeProduct,
         product_body: ProductBody,
-        db: asyncpg.Connection[asyncpg.Record],
+        db: Db,
     ) -> None:
         await make_product(sku="DUP-1")
         events_before = await db.fetchval("SELECT count(*) FROM outbox")
@@ -105,7 +104,7 @@ class TestCreateProduct:
         self,
         client: httpx.AsyncClient,
         product_body: ProductBody,
-        db: asyncpg.Connection[asyncpg.Record],
+        db: Db,
         overrides: Json,
         loc: list[Any],
     ) -> None:
@@ -144,10 +143,7 @@ class TestCreateProduct:
 
 class TestIdempotentCreate:
     async def test_retry_with_same_key_and_body_returns_the_first_result(
-        self,
-        client: httpx.AsyncClient,
-        product_body: ProductBody,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, product_body: ProductBody, db: Db
     ) -> None:
         headers = {"Idempotency-Key": "create-lamp-1"}
         first = await client.post("/v1/products", json=product_body(), headers=headers)
@@ -164,10 +160,7 @@ class TestIdempotentCreate:
         assert await db.fetchval("SELECT count(*) FROM outbox") == 1
 
     async def test_same_key_with_a_different_body_is_409(
-        self,
-        client: httpx.AsyncClient,
-        product_body: ProductBody,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, product_body: ProductBody, db: Db
     ) -> None:
         headers = {"Idempotency-Key": "create-lamp-2"}
         await client.post("/v1/products", json=product_body(), headers=headers)
@@ -180,10 +173,7 @@ class TestIdempotentCreate:
         assert await db.fetchval("SELECT count(*) FROM products") == 1
 
     async def test_concurrent_requests_with_one_key_create_one_product(
-        self,
-        client: httpx.AsyncClient,
-        product_body: ProductBody,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, product_body: ProductBody, db: Db
     ) -> None:
         headers = {"Idempotency-Key": "burst"}
 

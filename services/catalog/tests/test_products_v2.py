@@ -7,29 +7,16 @@ import base64
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from tessera_contracts import v2
 from tessera_contracts.parameters import MAX_LIMIT
-from tessera_stack.testing import Json
+from tessera_stack.testing import Json, product_body_v2
+
+from .conftest import Db
 
 
-def v2_body(sku: str = "V2-0001", **overrides: Any) -> Json:
-    body: Json = {
-        "sku": sku,
-        "name": "Linen Throw Blanket",
-        "description": "Soft and warm.",
-        "category": "home",
-        "price": {"amount": "59.90", "currency": "EUR"},
-    }
-    body.update(overrides)
-    return body
-
-
-async def bulk_insert(
-    db: asyncpg.Connection[asyncpg.Record], count: int, prefix: str = "BULK"
-) -> None:
+async def bulk_insert(db: Db, count: int, prefix: str = "BULK") -> None:
     # Same created_at for all rows of one call: the id must break the tie in the keyset.
     await db.execute(
         "INSERT INTO products (id, sku, name, category, price) "
@@ -59,7 +46,9 @@ class TestCreateAndGet:
     async def test_create_with_money_and_read_back_in_both_versions(
         self, client: httpx.AsyncClient
     ) -> None:
-        response = await client.post("/v2/products", json=v2_body())
+        response = await client.post(
+            "/v2/products", json=product_body_v2(price={"amount": "59.90", "currency": "EUR"})
+        )
 
         assert response.status_code == 201
         product = v2.Product.model_validate_json(response.content)
@@ -86,7 +75,7 @@ class TestCreateAndGet:
     async def test_bad_money_is_422(
         self, client: httpx.AsyncClient, price: Json, loc: list[str]
     ) -> None:
-        response = await client.post("/v2/products", json=v2_body(price=price))
+        response = await client.post("/v2/products", json=product_body_v2(price=price))
 
         assert response.status_code == 422
         assert loc in [e["loc"] for e in response.json()["errors"]]
@@ -94,19 +83,19 @@ class TestCreateAndGet:
     async def test_largest_amount_round_trips_exactly(self, client: httpx.AsyncClient) -> None:
         price = {"amount": "999999999999.99", "currency": "USD"}
 
-        response = await client.post("/v2/products", json=v2_body(price=price))
+        response = await client.post("/v2/products", json=product_body_v2(price=price))
 
         assert response.status_code == 201
         assert (await client.get(response.headers["location"])).json()["price"] == price
 
-    async def test_idempotent_create(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_idempotent_create(self, client: httpx.AsyncClient, db: Db) -> None:
         headers = {"Idempotency-Key": "v2-create"}
-        first = await client.post("/v2/products", json=v2_body(), headers=headers)
+        first = await client.post("/v2/products", json=product_body_v2(), headers=headers)
 
-        retry = await client.post("/v2/products", json=v2_body(), headers=headers)
-        other = await client.post("/v2/products", json=v2_body(name="Other"), headers=headers)
+        retry = await client.post("/v2/products", json=product_body_v2(), headers=headers)
+        other = await client.post(
+            "/v2/products", json=product_body_v2(name="Other"), headers=headers
+        )
 
         assert retry.status_code == 201
         assert retry.content == first.content
@@ -114,9 +103,9 @@ class TestCreateAndGet:
         assert await db.fetchval("SELECT count(*) FROM products") == 1
 
     async def test_duplicate_sku_is_409(self, client: httpx.AsyncClient) -> None:
-        await client.post("/v2/products", json=v2_body())
+        await client.post("/v2/products", json=product_body_v2())
 
-        response = await client.post("/v2/products", json=v2_body(name="Twin"))
+        response = await client.post("/v2/products", json=product_body_v2(name="Twin"))
 
         assert response.status_code == 409
         assert response.json()["title"] == "DuplicateSku"
@@ -131,7 +120,7 @@ class TestPatchAndDelete:
     async def test_patch_price_sets_amount_and_currency_with_if_match(
         self, client: httpx.AsyncClient
     ) -> None:
-        created = (await client.post("/v2/products", json=v2_body())).json()
+        created = (await client.post("/v2/products", json=product_body_v2())).json()
         url = f"/v2/products/{created['id']}"
 
         response = await client.patch(
@@ -145,7 +134,7 @@ class TestPatchAndDelete:
         assert stale.status_code == 412
 
     async def test_patch_errors(self, client: httpx.AsyncClient) -> None:
-        created = (await client.post("/v2/products", json=v2_body())).json()
+        created = (await client.post("/v2/products", json=product_body_v2())).json()
         url = f"/v2/products/{created['id']}"
 
         assert (await client.patch(url, json={})).status_code == 422
@@ -155,7 +144,7 @@ class TestPatchAndDelete:
         ).status_code == 404
 
     async def test_delete(self, client: httpx.AsyncClient) -> None:
-        created = (await client.post("/v2/products", json=v2_body())).json()
+        created = (await client.post("/v2/products", json=product_body_v2())).json()
         url = f"/v2/products/{created['id']}"
 
         assert (await client.delete(url, headers={"If-Match": '"7"'})).status_code == 412
@@ -165,7 +154,7 @@ class TestPatchAndDelete:
 
 class TestCursorPagination:
     async def test_walks_every_product_once_in_order(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         await bulk_insert(db, 23)
 
@@ -180,7 +169,7 @@ class TestCursorPagination:
         assert all(page["limit"] == 5 for page in pages)
 
     async def test_exact_multiple_of_limit_ends_without_an_empty_page(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         await bulk_insert(db, 10)
 
@@ -189,7 +178,7 @@ class TestCursorPagination:
         assert [len(page["items"]) for page in pages] == [5, 5]
 
     async def test_stable_while_rows_are_inserted_concurrently(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         await bulk_insert(db, 40, prefix="OLD")
         existing = {str(r["id"]) for r in await db.fetch("SELECT id FROM products")}
@@ -200,7 +189,9 @@ class TestCursorPagination:
             count = 0
             while not walking_done.is_set():
                 count += 1
-                response = await client.post("/v2/products", json=v2_body(sku=f"NEW-{count}"))
+                response = await client.post(
+                    "/v2/products", json=product_body_v2(sku=f"NEW-{count}")
+                )
                 assert response.status_code == 201
                 await asyncio.sleep(0)
             return count
@@ -218,12 +209,12 @@ class TestCursorPagination:
         assert len(seen) == len(set(seen)), "a row was returned twice"
         assert existing <= set(seen), "a row that existed throughout was skipped"
 
-    async def test_filters_apply_to_every_page(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_filters_apply_to_every_page(self, client: httpx.AsyncClient, db: Db) -> None:
         await bulk_insert(db, 7, prefix="BULK")
         for i in range(4):
-            await client.post("/v2/products", json=v2_body(sku=f"LAMP-{i}", name=f"Oak Lamp {i}"))
+            await client.post(
+                "/v2/products", json=product_body_v2(sku=f"LAMP-{i}", name=f"Oak Lamp {i}")
+            )
 
         pages = await walk(client, limit=3, q="lamp", category="home")
 
@@ -231,9 +222,7 @@ class TestCursorPagination:
             f"LAMP-{i}" for i in range(4)
         ]
 
-    async def test_limit_is_capped(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
-    ) -> None:
+    async def test_limit_is_capped(self, client: httpx.AsyncClient, db: Db) -> None:
         await bulk_insert(db, MAX_LIMIT + 1)
 
         response = await client.get("/v2/products", params={"limit": 5000})
@@ -267,7 +256,7 @@ class TestCursorPagination:
         assert response.json()["title"] == "InvalidCursor"
 
     async def test_a_cursor_of_a_deleted_row_still_works(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         await bulk_insert(db, 6)
         first = (await client.get("/v2/products", params={"limit": 3})).json()

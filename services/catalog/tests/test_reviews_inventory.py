@@ -6,13 +6,12 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from tessera_contracts import v1
 from tessera_stack.testing import Json
 
-from .conftest import MakeProduct
+from .conftest import Db, MakeProduct
 
 
 def review_body(**overrides: Any) -> Json:
@@ -50,7 +49,7 @@ class TestReviews:
         assert response.json() == {"items": [], "total": 0, "offset": 0, "limit": 20}
 
     async def test_unknown_product_is_404_for_list_and_post(
-        self, client: httpx.AsyncClient, db: asyncpg.Connection[asyncpg.Record]
+        self, client: httpx.AsyncClient, db: Db
     ) -> None:
         url = f"/v1/products/{uuid.uuid4()}/reviews"
 
@@ -78,7 +77,7 @@ class TestReviews:
         self,
         client: httpx.AsyncClient,
         make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        db: Db,
         overrides: Json,
         loc: list[str],
     ) -> None:
@@ -93,10 +92,7 @@ class TestReviews:
         assert await db.fetchval("SELECT count(*) FROM reviews") == 0
 
     async def test_idempotent_post(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         product = await make_product()
         url = f"/v1/products/{product['id']}/reviews"
@@ -144,10 +140,7 @@ class TestInventory:
         assert (fetched.quantity, fetched.reserved) == (3, 0)
 
     async def test_setting_the_same_stock_sends_no_event(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         product = await make_product()
         url = f"/v1/products/{product['id']}/inventory"
@@ -160,10 +153,7 @@ class TestInventory:
         assert await db.fetchval("SELECT count(*) FROM outbox") == events
 
     async def test_concurrent_puts_leave_one_of_the_written_values(
-        self,
-        client: httpx.AsyncClient,
-        make_product: MakeProduct,
-        db: asyncpg.Connection[asyncpg.Record],
+        self, client: httpx.AsyncClient, make_product: MakeProduct, db: Db
     ) -> None:
         product = await make_product()
         url = f"/v1/products/{product['id']}/inventory"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 
-import asyncpg
-import pytest
-from tessera_catalog.db.migrate import apply_migrations
 from tessera_catalog.db.seed import demo_data, seed_if_empty
 from tessera_contracts import v1
+
+from .conftest import Db
 
 # Ranges of the breast-cancer data set's "mean" features, in vector order.
 RANGES = [
@@ -19,61 +17,45 @@ RANGES = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    await apply_migrations(database_url)
-    connection = await asyncpg.connect(database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 async def test_loads_products_reviews_and_inventory_into_an_empty_database(
-    database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+    database_url: str, db: Db
 ) -> None:
     inserted = await seed_if_empty(database_url)
 
-    products = await conn.fetchval("SELECT count(*) FROM products")
-    reviews = await conn.fetchval("SELECT count(*) FROM reviews")
-    stock = await conn.fetchval("SELECT count(*) FROM inventory")
+    products = await db.fetchval("SELECT count(*) FROM products")
+    reviews = await db.fetchval("SELECT count(*) FROM reviews")
+    stock = await db.fetchval("SELECT count(*) FROM inventory")
     assert products >= 200
     assert reviews >= products  # a few per product on average
     assert stock == products
     assert inserted == products + reviews + stock
-    assert await conn.fetchval("SELECT count(DISTINCT category) FROM products") >= 5
+    assert await db.fetchval("SELECT count(DISTINCT category) FROM products") >= 5
 
 
-async def test_second_call_inserts_nothing(
-    database_url: str, conn: asyncpg.Connection[asyncpg.Record]
-) -> None:
+async def test_second_call_inserts_nothing(database_url: str, db: Db) -> None:
     await seed_if_empty(database_url)
-    before = await conn.fetchval("SELECT count(*) FROM products")
+    before = await db.fetchval("SELECT count(*) FROM products")
 
     assert await seed_if_empty(database_url) == 0
-    assert await conn.fetchval("SELECT count(*) FROM products") == before
+    assert await db.fetchval("SELECT count(*) FROM products") == before
 
 
-async def test_concurrent_seeders_load_the_data_once(
-    database_url: str, conn: asyncpg.Connection[asyncpg.Record]
-) -> None:
+async def test_concurrent_seeders_load_the_data_once(database_url: str, db: Db) -> None:
     results = await asyncio.gather(seed_if_empty(database_url), seed_if_empty(database_url))
 
     assert sorted(results)[0] == 0
-    assert await conn.fetchval("SELECT count(*) FROM products") == len(demo_data().products)
+    assert await db.fetchval("SELECT count(*) FROM products") == len(demo_data().products)
 
 
-async def test_does_not_touch_a_catalog_that_has_products(
-    database_url: str, conn: asyncpg.Connection[asyncpg.Record]
-) -> None:
-    await conn.execute(
+async def test_does_not_touch_a_catalog_that_has_products(database_url: str, db: Db) -> None:
+    await db.execute(
         "INSERT INTO products (id, sku, name, category, price) "
         "VALUES (gen_random_uuid(), 'MINE-1', 'Mine', 'home', 1)"
     )
 
     assert await seed_if_empty(database_url) == 0
-    assert await conn.fetchval("SELECT count(*) FROM products") == 1
-    assert await conn.fetchval("SELECT count(*) FROM reviews") == 0
+    assert await db.fetchval("SELECT count(*) FROM products") == 1
+    assert await db.fetchval("SELECT count(*) FROM reviews") == 0
 
 
 def _fingerprint(data: object) -> str:
@@ -85,10 +67,10 @@ def test_demo_data_is_deterministic() -> None:
 
 
 async def test_every_row_is_a_valid_contract_with_realistic_features(
-    database_url: str, conn: asyncpg.Connection[asyncpg.Record]
+    database_url: str, db: Db
 ) -> None:
     await seed_if_empty(database_url)
-    rows = await conn.fetch("SELECT * FROM products")
+    rows = await db.fetch("SELECT * FROM products")
 
     with_features = 0
     for row in rows:
@@ -99,7 +81,7 @@ async def test_every_row_is_a_valid_contract_with_realistic_features(
                 assert low <= value <= high, (product.sku, product.features)
     # Most products can be classified; some have no vector (prediction null).
     assert len(rows) * 0.8 <= with_features < len(rows)
-    for row in await conn.fetch("SELECT * FROM reviews"):
+    for row in await db.fetch("SELECT * FROM reviews"):
         v1.Review.model_validate(dict(row))
-    for row in await conn.fetch("SELECT * FROM inventory"):
+    for row in await db.fetch("SELECT * FROM inventory"):
         v1.Inventory.model_validate(dict(row))

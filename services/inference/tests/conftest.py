@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -10,13 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from tessera_inference.app import create_app
 from tessera_inference.settings import PACKAGED_MODELS, Settings
 from tessera_runtime.server import server_config
-from tessera_stack.testing import BENIGN, MALIGNANT
+from tessera_stack.testing import BENIGN, MALIGNANT, asgi_client, serving
 
 Serve = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -40,16 +36,8 @@ def settings() -> Settings:
 def serve() -> Serve:
     """Run an app with `settings` for the `async with` block; yields a client to it."""
 
-    @asynccontextmanager
-    async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app: FastAPI = create_app(settings)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://inference"
-            ) as client,
-        ):
-            yield client
+    def running(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return asgi_client(create_app(settings), "http://inference")
 
     return running
 
@@ -61,19 +49,11 @@ def serve_http() -> Serve:
     @asynccontextmanager
     async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         local = settings.model_copy(update={"host": "127.0.0.1", "port": 0})
-        server = uvicorn.Server(server_config(create_app(local), local))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped it
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                yield client
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 10)
+        async with (
+            serving(server_config(create_app(local), local)) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            yield client
 
     return running
 

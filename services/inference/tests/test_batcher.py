@@ -36,6 +36,19 @@ def distinct_rows(n: int) -> Rows:
     return rng.uniform(0.01, 30.0, size=(n, 10)).astype(np.float32)
 
 
+def recorded(
+    executor: ThreadPoolExecutor, *, max_batch_size: int, max_wait_s: float
+) -> tuple[RecordingModel, DynamicBatcher]:
+    """A batcher over a new `RecordingModel`, and that model."""
+    run = RecordingModel()
+    return run, DynamicBatcher(run, executor, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+
+
+async def one_row_each(batcher: DynamicBatcher, callers: int) -> list[Rows]:
+    """What `callers` concurrent requests of one row each get back."""
+    return await asyncio.gather(*(batcher.infer(distinct_rows(1)) for _ in range(callers)))
+
+
 class RecordingModel:
     """A stand-in for a model call: records each batch and the thread it ran on."""
 
@@ -73,8 +86,7 @@ class TestEveryCallerGetsItsOwnAnswer:
     async def test_multi_row_requests_get_back_exactly_their_rows(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.05)
+        run, batcher = recorded(executor, max_batch_size=64, max_wait_s=0.05)
         requests = [distinct_rows(10)[: n + 1] + n for n in range(6)]  # 1..6 rows each
 
         results = await asyncio.gather(*(batcher.infer(r) for r in requests))
@@ -86,11 +98,10 @@ class TestEveryCallerGetsItsOwnAnswer:
 
 class TestBatchLimits:
     async def test_a_full_batch_goes_without_waiting(self, executor: ThreadPoolExecutor) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=8, max_wait_s=10.0)
+        run, batcher = recorded(executor, max_batch_size=8, max_wait_s=10.0)
 
         started = time.perf_counter()
-        await asyncio.gather(*(batcher.infer(distinct_rows(1)) for _ in range(8)))
+        await one_row_each(batcher, 8)
 
         assert time.perf_counter() - started < 1.0
         assert run.batches == [8]
@@ -98,18 +109,16 @@ class TestBatchLimits:
     async def test_callers_beyond_the_maximum_go_in_the_next_batch(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=8, max_wait_s=0.01)
+        run, batcher = recorded(executor, max_batch_size=8, max_wait_s=0.01)
 
-        await asyncio.gather(*(batcher.infer(distinct_rows(1)) for _ in range(20)))
+        await one_row_each(batcher, 20)
 
         assert sorted(run.batches, reverse=True) == [8, 8, 4]
 
     async def test_a_request_larger_than_the_maximum_runs_alone(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=8, max_wait_s=0.01)
+        run, batcher = recorded(executor, max_batch_size=8, max_wait_s=0.01)
 
         big, small = await asyncio.gather(
             batcher.infer(distinct_rows(20)), batcher.infer(distinct_rows(1))
@@ -133,8 +142,7 @@ class TestBatchLimits:
     async def test_the_wait_counts_from_the_first_request_of_the_batch(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.5)
+        run, batcher = recorded(executor, max_batch_size=64, max_wait_s=0.5)
         first = asyncio.create_task(batcher.infer(distinct_rows(1)))
         await asyncio.sleep(0.2)
 
@@ -148,10 +156,9 @@ class TestBatchLimits:
     async def test_zero_wait_gathers_only_what_arrived_in_the_same_loop_iteration(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.0)
+        run, batcher = recorded(executor, max_batch_size=64, max_wait_s=0.0)
 
-        await asyncio.gather(*(batcher.infer(distinct_rows(1)) for _ in range(5)))
+        await one_row_each(batcher, 5)
         await batcher.infer(distinct_rows(1))
 
         assert run.batches == [5, 1]
@@ -161,8 +168,7 @@ class TestOffTheEventLoop:
     async def test_the_model_runs_on_the_inference_threads(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=4, max_wait_s=0.0)
+        run, batcher = recorded(executor, max_batch_size=4, max_wait_s=0.0)
 
         await batcher.infer(distinct_rows(1))
 
@@ -226,8 +232,7 @@ class TestIsolation:
     async def test_a_cancelled_caller_does_not_disturb_the_batch(
         self, executor: ThreadPoolExecutor
     ) -> None:
-        run = RecordingModel()
-        batcher = DynamicBatcher(run, executor, max_batch_size=64, max_wait_s=0.05)
+        run, batcher = recorded(executor, max_batch_size=64, max_wait_s=0.05)
         rows = [distinct_rows(3)[i : i + 1] for i in range(3)]
         tasks = [asyncio.create_task(batcher.infer(r)) for r in rows]
         await asyncio.sleep(0)

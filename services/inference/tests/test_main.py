@@ -8,14 +8,50 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE
 from tessera_stack.process import free_port
-from tessera_stack.testing import running_service
+from tessera_stack.testing import RunningService, answers_until, running_service, status_is
 
 COMMAND = [sys.executable, "-m", "tessera_inference"]
+
+
+def running_with_probes(
+    tmp_path: Path, probe_port: int, settings: dict[str, str]
+) -> AbstractContextManager[RunningService]:
+    """The module without NATS, with these settings and its probes on `probe_port`."""
+    env = {
+        "INFERENCE_NATS_ENABLED": "false",
+        "INFERENCE_PROBE_PORT": str(probe_port),
+        **{f"INFERENCE_{name.upper()}": value for name, value in settings.items()},
+    }
+    return running_service(COMMAND, env=env, log=tmp_path / "inference.log")
+
+
+def holding_the_one_handler(port: int) -> socket.socket:
+    """A connection to the probe port that its one handler serves (it stays open).
+
+    The handler of an answered request may still hold the slot for a moment after
+    the client read the answer; a connection made then is closed at once, so it
+    is made again until one stays open.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        time.sleep(0.2)  # accepted, or closed at once: either has happened by now
+        held.setblocking(False)
+        try:
+            closed = held.recv(1) == b""
+        except BlockingIOError:
+            closed = False  # nothing to read: open, waiting for its request
+        if not closed:
+            held.settimeout(5)
+            return held
+        held.close()
+        assert time.monotonic() < deadline, "no connection got the probe port's handler"
 
 
 def test_module_answers_431_beyond_its_header_limit(tmp_path: Path) -> None:
@@ -33,18 +69,11 @@ def test_module_answers_431_beyond_its_header_limit(tmp_path: Path) -> None:
 
 def test_module_serves_probes_on_the_probe_port_with_its_timing(tmp_path: Path) -> None:
     probe_port = free_port()
-    env = {
-        "INFERENCE_NATS_ENABLED": "false",
-        "INFERENCE_PROBE_PORT": str(probe_port),
-        "INFERENCE_PROBE_READINESS_STALE_S": "5",
-    }
     probes = f"http://127.0.0.1:{probe_port}"
-    with running_service(COMMAND, env=env, log=tmp_path / "inference.log"):
-        deadline = time.monotonic() + 10
+    with running_with_probes(tmp_path, probe_port, {"probe_readiness_stale_s": "5"}):
         # The first background run of the readiness checks follows startup.
-        while (ready := httpx.get(f"{probes}/readyz")).status_code != 200:
-            assert time.monotonic() < deadline, ready.text
-            time.sleep(0.1)
+        ready = answers_until(f"{probes}/readyz", status_is(200), within_s=10, pause_s=0.1)[-1]
+        assert ready.status_code == 200, ready.text
         live = httpx.get(f"{probes}/healthz")
 
     assert live.status_code == 200
@@ -69,19 +98,12 @@ def test_module_refuses_a_readiness_staleness_bound_below_its_checks(tmp_path: P
 
 
 def test_sigterm_drains_the_probe_port_at_once_while_requests_finish(tmp_path: Path) -> None:
+    settings = {"probe_readiness_stale_s": "5", "graceful_shutdown_s": "20"}
     probe_port = free_port()
-    env = {
-        "INFERENCE_NATS_ENABLED": "false",
-        "INFERENCE_PROBE_PORT": str(probe_port),
-        "INFERENCE_PROBE_READINESS_STALE_S": "5",
-        "INFERENCE_GRACEFUL_SHUTDOWN_S": "20",
-    }
     probes = f"http://127.0.0.1:{probe_port}"
-    with running_service(COMMAND, env=env, log=tmp_path / "inference.log") as service:
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{probes}/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with running_with_probes(tmp_path, probe_port, settings) as service:
+        ready = answers_until(f"{probes}/readyz", status_is(200), within_s=10, pause_s=0.1)
+        assert ready[-1].status_code == 200
         host, port = service.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as held:
             # A request whose body has not all arrived is in flight: uvicorn's
@@ -92,13 +114,7 @@ def test_sigterm_drains_the_probe_port_at_once_while_requests_finish(tmp_path: P
             )
             time.sleep(0.5)  # for the server to read the headers and start the request
             service.process.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
-            answers = []
-            while time.monotonic() - signalled < 3:
-                answers.append(httpx.get(f"{probes}/readyz"))
-                if answers[-1].status_code == 503:
-                    break
-                time.sleep(0.05)
+            answers = answers_until(f"{probes}/readyz", status_is(503), within_s=3)
             still_serving = service.process.poll() is None
             # The held request ends; then the process exits.
             held.sendall(b"1\r\n}\r\n0\r\n\r\n")
@@ -113,16 +129,10 @@ def test_sigterm_drains_the_probe_port_at_once_while_requests_finish(tmp_path: P
 
 def test_module_caps_the_probe_port_connections_as_set(tmp_path: Path) -> None:
     probe_port = free_port()
-    env = {
-        "INFERENCE_NATS_ENABLED": "false",
-        "INFERENCE_PROBE_PORT": str(probe_port),
-        "INFERENCE_PROBE_MAX_CONNECTIONS": "1",
-    }
     probes = f"http://127.0.0.1:{probe_port}"
-    with running_service(COMMAND, env=env, log=tmp_path / "inference.log"):
+    with running_with_probes(tmp_path, probe_port, {"probe_max_connections": "1"}):
         alone = httpx.get(f"{probes}/healthz")
-        with socket.create_connection(("127.0.0.1", probe_port), timeout=5):
-            time.sleep(0.2)  # accepted: it holds the one handler
+        with holding_the_one_handler(probe_port):
             try:
                 refused: httpx.Response | httpx.TransportError = httpx.get(f"{probes}/healthz")
             except httpx.TransportError as exc:

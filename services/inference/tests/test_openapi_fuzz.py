@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import schemathesis
 from tessera_inference.app import create_app
 from tessera_inference.settings import Settings
 from tessera_stack.nats import EmbeddedNats
-from tessera_stack.openapi_fuzz import FuzzCase, check_case, fuzz_settings, served, served_document
+from tessera_stack.openapi_fuzz import served
+from tessera_stack.testing import openapi_fuzz_tests
 
 EXAMPLES_PER_OPERATION = 30  # 10 operations
 
@@ -23,24 +23,16 @@ EXAMPLES_PER_OPERATION = 30  # 10 operations
 # the document from the app object; test_served_document_is_the_fuzzed_one
 # checks that the running service serves that same document.
 DOCUMENT = create_app(Settings(nats_enabled=False)).openapi()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
+test_served_document_is_the_fuzzed_one, test_every_operation_answers_as_documented = (
+    openapi_fuzz_tests(DOCUMENT, EXAMPLES_PER_OPERATION)
+)
 
 
 @pytest.fixture(scope="module")
-def inference_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("inference-fuzz")
     with (
         EmbeddedNats(root / "nats") as nats,
         served("inference", {"INFERENCE_NATS_URL": nats.url}, root) as url,
     ):
         yield url
-
-
-def test_served_document_is_the_fuzzed_one(inference_url: str) -> None:
-    assert served_document(inference_url) == DOCUMENT
-
-
-@schema.parametrize()
-@fuzz_settings(EXAMPLES_PER_OPERATION)
-def test_every_operation_answers_as_documented(case: FuzzCase, inference_url: str) -> None:
-    check_case(case, inference_url)

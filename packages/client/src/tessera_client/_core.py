@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, Unpack
 
 import httpx
-from pydantic import BaseModel
 from tessera_contracts import Operation
 
 from tessera_client._errors import TesseraConnectionError
@@ -27,7 +26,6 @@ from tessera_client._request import (
 )
 from tessera_client._retry import RETRY_STATUSES, RetryConfig, may_retry
 
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T", httpx.AsyncBaseTransport, httpx.BaseTransport)
 
 USER_AGENT: Final = "tessera-client/0.1"
@@ -99,12 +97,6 @@ class _Attempts:
         )
 
 
-def _typed(model: type[M], reply: Reply) -> M:
-    if not isinstance(reply.value, model):
-        raise TypeError(f"expected a {model.__name__} body, got {type(reply.value).__name__}")
-    return reply.value
-
-
 class AsyncCore:
     """Performs operations with an `httpx.AsyncClient` (see `TesseraClient`)."""
 
@@ -115,11 +107,6 @@ class AsyncCore:
     async def send(self, operation: Operation, **arguments: Unpack[Arguments]) -> Reply:
         prepared = prepare(operation, **arguments)
         return interpret(prepared, await self.exchange(prepared))
-
-    async def call_as(
-        self, model: type[M], operation: Operation, **arguments: Unpack[Arguments]
-    ) -> M:
-        return _typed(model, await self.send(operation, **arguments))
 
     async def exchange(self, prepared: Prepared) -> httpx.Response:
         """Send the request, repeating it as far as its operation allows; the last answer."""
@@ -149,9 +136,6 @@ class SyncCore:
     def send(self, operation: Operation, **arguments: Unpack[Arguments]) -> Reply:
         prepared = prepare(operation, **arguments)
         return interpret(prepared, self.exchange(prepared))
-
-    def call_as(self, model: type[M], operation: Operation, **arguments: Unpack[Arguments]) -> M:
-        return _typed(model, self.send(operation, **arguments))
 
     def exchange(self, prepared: Prepared) -> httpx.Response:
         """Send the request, repeating it as far as its operation allows; the last answer."""

@@ -10,22 +10,24 @@ from uuid import UUID
 from tessera_contracts import v1, v2
 
 from tessera_client._core import AsyncCore, SyncCore
+from tessera_client._facade import C, Call, Facade, no_content, performed, returning
 
 
-class AsyncV1Operations:
-    """The v1 operations, one method each (`client.v1`)."""
+class V1Operations(Facade[C]):
+    """The v1 operations, one method each (`client.v1`).
 
-    def __init__(self, core: AsyncCore) -> None:
-        self._core = core
+    Awaited on `TesseraClient`, blocking on `TesseraSyncClient`.
+    """
 
-    async def list_products(
+    @performed
+    def list_products(
         self,
         *,
         q: str | None = None,
         category: str | None = None,
         offset: int | None = None,
         limit: int | None = None,
-    ) -> v1.ProductPage:
+    ) -> Call[v1.ProductPage]:
         """List products, oldest first, with the total count of matches.
 
         `GET /v1/products`, scope `catalog:read`.
@@ -39,15 +41,16 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.ProductPage,
+        return Call(
             v1.LIST_PRODUCTS,
-            query={"q": q, "category": category, "offset": offset, "limit": limit},
+            {"query": {"q": q, "category": category, "offset": offset, "limit": limit}},
+            returning(v1.ProductPage),
         )
 
-    async def create_product(
+    @performed
+    def create_product(
         self, body: v1.ProductCreate, *, idempotency_key: str | None = None
-    ) -> v1.Product:
+    ) -> Call[v1.Product]:
         """Create a product; 201 with Location and ETag. Idempotent with an Idempotency-Key.
 
         `POST /v1/products`, scope `catalog:write`.
@@ -59,13 +62,16 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Product, v1.CREATE_PRODUCT, headers={"idempotency_key": idempotency_key}, body=body
+        return Call(
+            v1.CREATE_PRODUCT,
+            {"headers": {"idempotency_key": idempotency_key}, "body": body},
+            returning(v1.Product),
         )
 
-    async def get_product(
+    @performed
+    def get_product(
         self, product_id: UUID, *, if_none_match: str | None = None
-    ) -> v1.Product:
+    ) -> Call[v1.Product]:
         """Get one product, with its ETag (If-None-Match gives 304 when unchanged).
 
         `GET /v1/products/{product_id}`, scope `catalog:read`.
@@ -78,16 +84,16 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Product,
+        return Call(
             v1.GET_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_none_match": if_none_match},
+            {"path": {"product_id": product_id}, "headers": {"if_none_match": if_none_match}},
+            returning(v1.Product),
         )
 
-    async def update_product(
+    @performed
+    def update_product(
         self, product_id: UUID, body: v1.ProductUpdate, *, if_match: str | None = None
-    ) -> v1.Product:
+    ) -> Call[v1.Product]:
         """Change some fields; with If-Match, only if the product is still at that ETag (else 412).
 
         `PATCH /v1/products/{product_id}`, scope `catalog:write`.
@@ -100,15 +106,14 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Product,
+        return Call(
             v1.UPDATE_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_match": if_match},
-            body=body,
+            {"path": {"product_id": product_id}, "headers": {"if_match": if_match}, "body": body},
+            returning(v1.Product),
         )
 
-    async def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> None:
+    @performed
+    def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> Call[None]:
         """Delete a product with its reviews and inventory; If-Match is honoured.
 
         `DELETE /v1/products/{product_id}`, scope `catalog:write`.
@@ -120,11 +125,14 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        await self._core.send(
-            v1.DELETE_PRODUCT, path={"product_id": product_id}, headers={"if_match": if_match}
+        return Call(
+            v1.DELETE_PRODUCT,
+            {"path": {"product_id": product_id}, "headers": {"if_match": if_match}},
+            no_content,
         )
 
-    async def get_enriched_product(self, product_id: UUID) -> v1.EnrichedProduct:
+    @performed
+    def get_enriched_product(self, product_id: UUID) -> Call[v1.EnrichedProduct]:
         """Product, recent reviews with summary, inventory and prediction, fetched concurrently.
 
         A part that fails or is slow is left out and named in `degraded`.
@@ -137,13 +145,16 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.EnrichedProduct, v1.GET_ENRICHED_PRODUCT, path={"product_id": product_id}
+        return Call(
+            v1.GET_ENRICHED_PRODUCT,
+            {"path": {"product_id": product_id}},
+            returning(v1.EnrichedProduct),
         )
 
-    async def list_reviews(
+    @performed
+    def list_reviews(
         self, product_id: UUID, *, offset: int | None = None, limit: int | None = None
-    ) -> v1.ReviewPage:
+    ) -> Call[v1.ReviewPage]:
         """A product's reviews, newest first, with the total count.
 
         `GET /v1/products/{product_id}/reviews`, scope `catalog:read`.
@@ -156,16 +167,16 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.ReviewPage,
+        return Call(
             v1.LIST_REVIEWS,
-            path={"product_id": product_id},
-            query={"offset": offset, "limit": limit},
+            {"path": {"product_id": product_id}, "query": {"offset": offset, "limit": limit}},
+            returning(v1.ReviewPage),
         )
 
-    async def create_review(
+    @performed
+    def create_review(
         self, product_id: UUID, body: v1.ReviewCreate, *, idempotency_key: str | None = None
-    ) -> v1.Review:
+    ) -> Call[v1.Review]:
         """Post a review of a product. Idempotent with an Idempotency-Key.
 
         `POST /v1/products/{product_id}/reviews`, scope `catalog:write`.
@@ -178,15 +189,18 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Review,
+        return Call(
             v1.CREATE_REVIEW,
-            path={"product_id": product_id},
-            headers={"idempotency_key": idempotency_key},
-            body=body,
+            {
+                "path": {"product_id": product_id},
+                "headers": {"idempotency_key": idempotency_key},
+                "body": body,
+            },
+            returning(v1.Review),
         )
 
-    async def get_inventory(self, product_id: UUID) -> v1.Inventory:
+    @performed
+    def get_inventory(self, product_id: UUID) -> Call[v1.Inventory]:
         """A product's stock (zero until it is first set).
 
         `GET /v1/products/{product_id}/inventory`, scope `catalog:read`.
@@ -197,11 +211,10 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Inventory, v1.GET_INVENTORY, path={"product_id": product_id}
-        )
+        return Call(v1.GET_INVENTORY, {"path": {"product_id": product_id}}, returning(v1.Inventory))
 
-    async def set_inventory(self, product_id: UUID, body: v1.InventoryUpdate) -> v1.Inventory:
+    @performed
+    def set_inventory(self, product_id: UUID, body: v1.InventoryUpdate) -> Call[v1.Inventory]:
         """Set a product's stock (absolute values; `reserved` may not exceed `quantity`).
 
         `PUT /v1/products/{product_id}/inventory`, scope `catalog:write`.
@@ -213,11 +226,14 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v1.Inventory, v1.SET_INVENTORY, path={"product_id": product_id}, body=body
+        return Call(
+            v1.SET_INVENTORY,
+            {"path": {"product_id": product_id}, "body": body},
+            returning(v1.Inventory),
         )
 
-    async def predict(self, body: v1.PredictionRequest) -> v1.PredictionResponse:
+    @performed
+    def predict(self, body: v1.PredictionRequest) -> Call[v1.PredictionResponse]:
         """Classify one sample with the default model (`model_version` picks its version).
 
         `POST /v1/predict`, scope `inference:predict`.
@@ -228,156 +244,28 @@ class AsyncV1Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(v1.PredictionResponse, v1.PREDICT_OPERATION, body=body)
+        return Call(v1.PREDICT_OPERATION, {"body": body}, returning(v1.PredictionResponse))
 
 
-class SyncV1Operations:
-    """The v1 operations, one method each (`client.v1`)."""
+AsyncV1Operations = V1Operations[AsyncCore]
+SyncV1Operations = V1Operations[SyncCore]
 
-    def __init__(self, core: SyncCore) -> None:
-        self._core = core
 
+class V2Operations(Facade[C]):
+    """The v2 operations, one method each (`client.v2`).
+
+    Awaited on `TesseraClient`, blocking on `TesseraSyncClient`.
+    """
+
+    @performed
     def list_products(
-        self,
-        *,
-        q: str | None = None,
-        category: str | None = None,
-        offset: int | None = None,
-        limit: int | None = None,
-    ) -> v1.ProductPage:
-        """List products, oldest first, with the total count of matches.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.list_products`.
-        """
-        return self._core.call_as(
-            v1.ProductPage,
-            v1.LIST_PRODUCTS,
-            query={"q": q, "category": category, "offset": offset, "limit": limit},
-        )
-
-    def create_product(
-        self, body: v1.ProductCreate, *, idempotency_key: str | None = None
-    ) -> v1.Product:
-        """Create a product; 201 with Location and ETag. Idempotent with an Idempotency-Key.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.create_product`.
-        """
-        return self._core.call_as(
-            v1.Product, v1.CREATE_PRODUCT, headers={"idempotency_key": idempotency_key}, body=body
-        )
-
-    def get_product(self, product_id: UUID, *, if_none_match: str | None = None) -> v1.Product:
-        """Get one product, with its ETag (If-None-Match gives 304 when unchanged).
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.get_product`.
-        """
-        return self._core.call_as(
-            v1.Product,
-            v1.GET_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_none_match": if_none_match},
-        )
-
-    def update_product(
-        self, product_id: UUID, body: v1.ProductUpdate, *, if_match: str | None = None
-    ) -> v1.Product:
-        """Change some fields; with If-Match, only if the product is still at that ETag (else 412).
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.update_product`.
-        """
-        return self._core.call_as(
-            v1.Product,
-            v1.UPDATE_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_match": if_match},
-            body=body,
-        )
-
-    def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> None:
-        """Delete a product with its reviews and inventory; If-Match is honoured.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.delete_product`.
-        """
-        self._core.send(
-            v1.DELETE_PRODUCT, path={"product_id": product_id}, headers={"if_match": if_match}
-        )
-
-    def get_enriched_product(self, product_id: UUID) -> v1.EnrichedProduct:
-        """Product, recent reviews with summary, inventory and prediction, fetched concurrently.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.get_enriched_product`.
-        """
-        return self._core.call_as(
-            v1.EnrichedProduct, v1.GET_ENRICHED_PRODUCT, path={"product_id": product_id}
-        )
-
-    def list_reviews(
-        self, product_id: UUID, *, offset: int | None = None, limit: int | None = None
-    ) -> v1.ReviewPage:
-        """A product's reviews, newest first, with the total count.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.list_reviews`.
-        """
-        return self._core.call_as(
-            v1.ReviewPage,
-            v1.LIST_REVIEWS,
-            path={"product_id": product_id},
-            query={"offset": offset, "limit": limit},
-        )
-
-    def create_review(
-        self, product_id: UUID, body: v1.ReviewCreate, *, idempotency_key: str | None = None
-    ) -> v1.Review:
-        """Post a review of a product. Idempotent with an Idempotency-Key.
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.create_review`.
-        """
-        return self._core.call_as(
-            v1.Review,
-            v1.CREATE_REVIEW,
-            path={"product_id": product_id},
-            headers={"idempotency_key": idempotency_key},
-            body=body,
-        )
-
-    def get_inventory(self, product_id: UUID) -> v1.Inventory:
-        """A product's stock (zero until it is first set).
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.get_inventory`.
-        """
-        return self._core.call_as(v1.Inventory, v1.GET_INVENTORY, path={"product_id": product_id})
-
-    def set_inventory(self, product_id: UUID, body: v1.InventoryUpdate) -> v1.Inventory:
-        """Set a product's stock (absolute values; `reserved` may not exceed `quantity`).
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.set_inventory`.
-        """
-        return self._core.call_as(
-            v1.Inventory, v1.SET_INVENTORY, path={"product_id": product_id}, body=body
-        )
-
-    def predict(self, body: v1.PredictionRequest) -> v1.PredictionResponse:
-        """Classify one sample with the default model (`model_version` picks its version).
-
-        Blocking; arguments, answers and errors as `AsyncV1Operations.predict`.
-        """
-        return self._core.call_as(v1.PredictionResponse, v1.PREDICT_OPERATION, body=body)
-
-
-class AsyncV2Operations:
-    """The v2 operations, one method each (`client.v2`)."""
-
-    def __init__(self, core: AsyncCore) -> None:
-        self._core = core
-
-    async def list_products(
         self,
         *,
         q: str | None = None,
         category: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
-    ) -> v2.ProductPage:
+    ) -> Call[v2.ProductPage]:
         """List products, oldest first, one keyset page at a time.
 
         `GET /v2/products`, scope `catalog:read`.
@@ -391,15 +279,16 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ProductPage,
+        return Call(
             v2.LIST_PRODUCTS,
-            query={"q": q, "category": category, "cursor": cursor, "limit": limit},
+            {"query": {"q": q, "category": category, "cursor": cursor, "limit": limit}},
+            returning(v2.ProductPage),
         )
 
-    async def create_product(
+    @performed
+    def create_product(
         self, body: v2.ProductCreate, *, idempotency_key: str | None = None
-    ) -> v2.Product:
+    ) -> Call[v2.Product]:
         """Create a product; 201 with Location and ETag. Idempotent with an Idempotency-Key.
 
         `POST /v2/products`, scope `catalog:write`.
@@ -411,13 +300,16 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.Product, v2.CREATE_PRODUCT, headers={"idempotency_key": idempotency_key}, body=body
+        return Call(
+            v2.CREATE_PRODUCT,
+            {"headers": {"idempotency_key": idempotency_key}, "body": body},
+            returning(v2.Product),
         )
 
-    async def get_product(
+    @performed
+    def get_product(
         self, product_id: UUID, *, if_none_match: str | None = None
-    ) -> v2.Product:
+    ) -> Call[v2.Product]:
         """Get one product, with its ETag (If-None-Match gives 304 when unchanged).
 
         `GET /v2/products/{product_id}`, scope `catalog:read`.
@@ -430,16 +322,16 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.Product,
+        return Call(
             v2.GET_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_none_match": if_none_match},
+            {"path": {"product_id": product_id}, "headers": {"if_none_match": if_none_match}},
+            returning(v2.Product),
         )
 
-    async def update_product(
+    @performed
+    def update_product(
         self, product_id: UUID, body: v2.ProductUpdate, *, if_match: str | None = None
-    ) -> v2.Product:
+    ) -> Call[v2.Product]:
         """Change some fields; with If-Match, only if the product is still at that ETag (else 412).
 
         `PATCH /v2/products/{product_id}`, scope `catalog:write`.
@@ -452,15 +344,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.Product,
+        return Call(
             v2.UPDATE_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_match": if_match},
-            body=body,
+            {"path": {"product_id": product_id}, "headers": {"if_match": if_match}, "body": body},
+            returning(v2.Product),
         )
 
-    async def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> None:
+    @performed
+    def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> Call[None]:
         """Delete a product with its reviews and inventory; If-Match is honoured.
 
         `DELETE /v2/products/{product_id}`, scope `catalog:write`.
@@ -472,11 +363,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        await self._core.send(
-            v2.DELETE_PRODUCT, path={"product_id": product_id}, headers={"if_match": if_match}
+        return Call(
+            v2.DELETE_PRODUCT,
+            {"path": {"product_id": product_id}, "headers": {"if_match": if_match}},
+            no_content,
         )
 
-    async def get_enriched_product(self, product_id: UUID) -> v2.EnrichedProduct:
+    @performed
+    def get_enriched_product(self, product_id: UUID) -> Call[v2.EnrichedProduct]:
         """Product, recent reviews with summary, inventory and a prediction with class probabilities.
 
         A part that fails or is slow is left out and named in `degraded`.
@@ -489,11 +383,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.EnrichedProduct, v2.GET_ENRICHED_PRODUCT, path={"product_id": product_id}
+        return Call(
+            v2.GET_ENRICHED_PRODUCT,
+            {"path": {"product_id": product_id}},
+            returning(v2.EnrichedProduct),
         )
 
-    async def server_metadata(self) -> v2.ServerMetadataResponse:
+    @performed
+    def server_metadata(self) -> Call[v2.ServerMetadataResponse]:
         """Open Inference Protocol: server name, version and extensions.
 
         `GET /v2`, scope `inference:predict`.
@@ -501,12 +398,10 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ServerMetadataResponse,
-            v2.SERVER_METADATA,
-        )
+        return Call(v2.SERVER_METADATA, {}, returning(v2.ServerMetadataResponse))
 
-    async def server_live(self) -> v2.ServerLiveResponse:
+    @performed
+    def server_live(self) -> Call[v2.ServerLiveResponse]:
         """Open Inference Protocol: whether the inference server is alive.
 
         `GET /v2/health/live`, scope `inference:predict`.
@@ -514,12 +409,10 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ServerLiveResponse,
-            v2.SERVER_LIVE,
-        )
+        return Call(v2.SERVER_LIVE, {}, returning(v2.ServerLiveResponse))
 
-    async def server_ready(self) -> v2.ServerReadyResponse:
+    @performed
+    def server_ready(self) -> Call[v2.ServerReadyResponse]:
         """Open Inference Protocol: whether the inference server can infer (models loaded, not shutting down).
 
         `GET /v2/health/ready`, scope `inference:predict`.
@@ -527,12 +420,10 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ServerReadyResponse,
-            v2.SERVER_READY,
-        )
+        return Call(v2.SERVER_READY, {}, returning(v2.ServerReadyResponse))
 
-    async def model_metadata(self, name: str) -> v2.ModelMetadataResponse:
+    @performed
+    def model_metadata(self, name: str) -> Call[v2.ModelMetadataResponse]:
         """Inputs, outputs and versions of a model (its latest version).
 
         `GET /v2/models/{name}`, scope `inference:predict`.
@@ -543,11 +434,12 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ModelMetadataResponse, v2.MODEL_METADATA, path={"name": name}
+        return Call(
+            v2.MODEL_METADATA, {"path": {"name": name}}, returning(v2.ModelMetadataResponse)
         )
 
-    async def model_version_metadata(self, name: str, version: str) -> v2.ModelMetadataResponse:
+    @performed
+    def model_version_metadata(self, name: str, version: str) -> Call[v2.ModelMetadataResponse]:
         """Inputs, outputs and versions of one model version (`1.0`, `1`, `v1` name the same).
 
         `GET /v2/models/{name}/versions/{version}`, scope `inference:predict`.
@@ -559,13 +451,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ModelMetadataResponse,
+        return Call(
             v2.MODEL_VERSION_METADATA,
-            path={"name": name, "version": version},
+            {"path": {"name": name, "version": version}},
+            returning(v2.ModelMetadataResponse),
         )
 
-    async def model_ready(self, name: str) -> v2.ModelReadyResponse:
+    @performed
+    def model_ready(self, name: str) -> Call[v2.ModelReadyResponse]:
         """Whether a model can infer (every loaded model can; unknown ones are 404).
 
         `GET /v2/models/{name}/ready`, scope `inference:predict`.
@@ -576,9 +469,10 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(v2.ModelReadyResponse, v2.MODEL_READY, path={"name": name})
+        return Call(v2.MODEL_READY, {"path": {"name": name}}, returning(v2.ModelReadyResponse))
 
-    async def model_version_ready(self, name: str, version: str) -> v2.ModelReadyResponse:
+    @performed
+    def model_version_ready(self, name: str, version: str) -> Call[v2.ModelReadyResponse]:
         """Whether a model version can infer.
 
         `GET /v2/models/{name}/versions/{version}/ready`, scope `inference:predict`.
@@ -590,11 +484,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.ModelReadyResponse, v2.MODEL_VERSION_READY, path={"name": name, "version": version}
+        return Call(
+            v2.MODEL_VERSION_READY,
+            {"path": {"name": name, "version": version}},
+            returning(v2.ModelReadyResponse),
         )
 
-    async def infer(self, name: str, body: v2.InferenceRequest) -> v2.InferenceResponse:
+    @performed
+    def infer(self, name: str, body: v2.InferenceRequest) -> Call[v2.InferenceResponse]:
         """Class probabilities for a batch of rows, from the model's latest version.
 
         `POST /v2/models/{name}/infer`, scope `inference:predict`.
@@ -606,13 +503,14 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.InferenceResponse, v2.INFER, path={"name": name}, body=body
+        return Call(
+            v2.INFER, {"path": {"name": name}, "body": body}, returning(v2.InferenceResponse)
         )
 
-    async def infer_version(
+    @performed
+    def infer_version(
         self, name: str, version: str, body: v2.InferenceRequest
-    ) -> v2.InferenceResponse:
+    ) -> Call[v2.InferenceResponse]:
         """Class probabilities for a batch of rows, from one model version.
 
         `POST /v2/models/{name}/versions/{version}/infer`, scope `inference:predict`.
@@ -625,175 +523,12 @@ class AsyncV2Operations:
         Raises:
             TesseraError: an error answer.
         """
-        return await self._core.call_as(
-            v2.InferenceResponse,
+        return Call(
             v2.INFER_VERSION,
-            path={"name": name, "version": version},
-            body=body,
+            {"path": {"name": name, "version": version}, "body": body},
+            returning(v2.InferenceResponse),
         )
 
 
-class SyncV2Operations:
-    """The v2 operations, one method each (`client.v2`)."""
-
-    def __init__(self, core: SyncCore) -> None:
-        self._core = core
-
-    def list_products(
-        self,
-        *,
-        q: str | None = None,
-        category: str | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
-    ) -> v2.ProductPage:
-        """List products, oldest first, one keyset page at a time.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.list_products`.
-        """
-        return self._core.call_as(
-            v2.ProductPage,
-            v2.LIST_PRODUCTS,
-            query={"q": q, "category": category, "cursor": cursor, "limit": limit},
-        )
-
-    def create_product(
-        self, body: v2.ProductCreate, *, idempotency_key: str | None = None
-    ) -> v2.Product:
-        """Create a product; 201 with Location and ETag. Idempotent with an Idempotency-Key.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.create_product`.
-        """
-        return self._core.call_as(
-            v2.Product, v2.CREATE_PRODUCT, headers={"idempotency_key": idempotency_key}, body=body
-        )
-
-    def get_product(self, product_id: UUID, *, if_none_match: str | None = None) -> v2.Product:
-        """Get one product, with its ETag (If-None-Match gives 304 when unchanged).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.get_product`.
-        """
-        return self._core.call_as(
-            v2.Product,
-            v2.GET_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_none_match": if_none_match},
-        )
-
-    def update_product(
-        self, product_id: UUID, body: v2.ProductUpdate, *, if_match: str | None = None
-    ) -> v2.Product:
-        """Change some fields; with If-Match, only if the product is still at that ETag (else 412).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.update_product`.
-        """
-        return self._core.call_as(
-            v2.Product,
-            v2.UPDATE_PRODUCT,
-            path={"product_id": product_id},
-            headers={"if_match": if_match},
-            body=body,
-        )
-
-    def delete_product(self, product_id: UUID, *, if_match: str | None = None) -> None:
-        """Delete a product with its reviews and inventory; If-Match is honoured.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.delete_product`.
-        """
-        self._core.send(
-            v2.DELETE_PRODUCT, path={"product_id": product_id}, headers={"if_match": if_match}
-        )
-
-    def get_enriched_product(self, product_id: UUID) -> v2.EnrichedProduct:
-        """Product, recent reviews with summary, inventory and a prediction with class probabilities.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.get_enriched_product`.
-        """
-        return self._core.call_as(
-            v2.EnrichedProduct, v2.GET_ENRICHED_PRODUCT, path={"product_id": product_id}
-        )
-
-    def server_metadata(self) -> v2.ServerMetadataResponse:
-        """Open Inference Protocol: server name, version and extensions.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.server_metadata`.
-        """
-        return self._core.call_as(
-            v2.ServerMetadataResponse,
-            v2.SERVER_METADATA,
-        )
-
-    def server_live(self) -> v2.ServerLiveResponse:
-        """Open Inference Protocol: whether the inference server is alive.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.server_live`.
-        """
-        return self._core.call_as(
-            v2.ServerLiveResponse,
-            v2.SERVER_LIVE,
-        )
-
-    def server_ready(self) -> v2.ServerReadyResponse:
-        """Open Inference Protocol: whether the inference server can infer (models loaded, not shutting down).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.server_ready`.
-        """
-        return self._core.call_as(
-            v2.ServerReadyResponse,
-            v2.SERVER_READY,
-        )
-
-    def model_metadata(self, name: str) -> v2.ModelMetadataResponse:
-        """Inputs, outputs and versions of a model (its latest version).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.model_metadata`.
-        """
-        return self._core.call_as(v2.ModelMetadataResponse, v2.MODEL_METADATA, path={"name": name})
-
-    def model_version_metadata(self, name: str, version: str) -> v2.ModelMetadataResponse:
-        """Inputs, outputs and versions of one model version (`1.0`, `1`, `v1` name the same).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.model_version_metadata`.
-        """
-        return self._core.call_as(
-            v2.ModelMetadataResponse,
-            v2.MODEL_VERSION_METADATA,
-            path={"name": name, "version": version},
-        )
-
-    def model_ready(self, name: str) -> v2.ModelReadyResponse:
-        """Whether a model can infer (every loaded model can; unknown ones are 404).
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.model_ready`.
-        """
-        return self._core.call_as(v2.ModelReadyResponse, v2.MODEL_READY, path={"name": name})
-
-    def model_version_ready(self, name: str, version: str) -> v2.ModelReadyResponse:
-        """Whether a model version can infer.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.model_version_ready`.
-        """
-        return self._core.call_as(
-            v2.ModelReadyResponse, v2.MODEL_VERSION_READY, path={"name": name, "version": version}
-        )
-
-    def infer(self, name: str, body: v2.InferenceRequest) -> v2.InferenceResponse:
-        """Class probabilities for a batch of rows, from the model's latest version.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.infer`.
-        """
-        return self._core.call_as(v2.InferenceResponse, v2.INFER, path={"name": name}, body=body)
-
-    def infer_version(
-        self, name: str, version: str, body: v2.InferenceRequest
-    ) -> v2.InferenceResponse:
-        """Class probabilities for a batch of rows, from one model version.
-
-        Blocking; arguments, answers and errors as `AsyncV2Operations.infer_version`.
-        """
-        return self._core.call_as(
-            v2.InferenceResponse,
-            v2.INFER_VERSION,
-            path={"name": name, "version": version},
-            body=body,
-        )
+AsyncV2Operations = V2Operations[AsyncCore]
+SyncV2Operations = V2Operations[SyncCore]

@@ -3,11 +3,13 @@
     uv run python -m tessera_client.generate          # rewrite the file
     uv run python -m tessera_client.generate --check  # exit 1 if it is stale
 
-Each operation becomes one method of `AsyncV1Operations`/`SyncV1Operations`
-(and v2): path parameters positional, then the body model, then the query
-and header fields as keyword arguments; it returns the response model. The
-method only calls the generic core with the operation constant, so what a
-request is stays in one place. Event-stream operations are left to the
+Each operation becomes one method of `V1Operations` (and v2): path parameters
+positional, then the body model, then the query and header fields as keyword
+arguments. The method only builds the `Call` of the operation constant (its
+arguments and the response model); `_facade.performed` makes it awaited on the
+async client (`AsyncV1Operations`) and blocking on the sync one
+(`SyncV1Operations`), so the request is written once for both and what a
+request is stays in the generic core. Event-stream operations are left to the
 hand-written `events` of `_versions`.
 """
 
@@ -105,16 +107,6 @@ def _docstring(
     return f'{indent}"""{text.lstrip()}\n{indent}"""'
 
 
-def _sync_docstring(operation: Operation, indent: str) -> str:
-    """The blocking twin's: a pointer to the async method, so the two cannot drift."""
-    twin = f"Async{operation.version.upper()}Operations.{operation.id}"
-    return (
-        f'{indent}"""{operation.summary}\n\n'
-        f"{indent}Blocking; arguments, answers and errors as `{twin}`.\n"
-        f'{indent}"""'
-    )
-
-
 def _documentation(operation: Operation, params: list[_Param], path_names: list[str]) -> list[str]:
     lines = [operation.summary]
     if operation.description:
@@ -133,7 +125,7 @@ def _documentation(operation: Operation, params: list[_Param], path_names: list[
     return lines
 
 
-def _method(operation: Operation, asynchronous: bool, imports: _Imports) -> str:
+def _method(operation: Operation, imports: _Imports) -> str:
     version = operation.version
     path = _params(operation.path_params, version, imports)
     query = _params(operation.query, version, imports)
@@ -156,50 +148,45 @@ def _method(operation: Operation, asynchronous: bool, imports: _Imports) -> str:
     for part, params in (("path", path), ("query", query), ("headers", headers)):
         if params:
             items = ", ".join(f'"{p.name}": {p.name}' for p in params)
-            arguments.append(f"{part}={{{items}}}")
+            arguments.append(f'"{part}": {{{items}}}')
     if operation.body is not None:
-        arguments.append("body=body")
-    call_args = ", ".join(arguments)
-    wait = "await " if asynchronous else ""
+        arguments.append('"body": body')
     if operation.response is not None:
         returns = _module_name(operation.response, version)
-        call = f"return {wait}self._core.call_as({returns}, {constant}, {call_args})"
+        answer = f"returning({returns})"
     else:
         returns = "None"
-        call = f"{wait}self._core.send({constant}, {call_args})"
-    header = f"{'async ' if asynchronous else ''}def {operation.id}({', '.join(signature)}) -> {returns}:"
+        answer = "no_content"
+    call = f"return Call({constant}, {{{', '.join(arguments)}}}, {answer})"
     return "\n".join(
         [
-            f"    {header}",
-            _docstring(operation, [*path, *query, *headers], [p.name for p in path], "        ")
-            if asynchronous
-            else _sync_docstring(operation, "        "),
+            "    @performed",
+            f"    def {operation.id}({', '.join(signature)}) -> Call[{returns}]:",
+            _docstring(operation, [*path, *query, *headers], [p.name for p in path], "        "),
             f"        {call}",
         ]
     )
 
 
-def _class(version: str, asynchronous: bool, imports: _Imports) -> str:
-    kind = "Async" if asynchronous else "Sync"
+def _class(version: str, imports: _Imports) -> str:
+    name = f"{version.upper()}Operations"
     operations = [op for op in VERSIONS[version].OPERATIONS if op.stream is None]
-    methods = "\n\n".join(_method(op, asynchronous, imports) for op in operations)
+    methods = "\n\n".join(_method(op, imports) for op in operations)
     return (
-        f"class {kind}{version.upper()}Operations:\n"
-        f'    """The {version} operations, one method each (`client.{version}`)."""\n\n'
-        f"    def __init__(self, core: {kind}Core) -> None:\n"
-        f"        self._core = core\n\n"
-        f"{methods}\n"
+        f"class {name}(Facade[C]):\n"
+        f'    """The {version} operations, one method each (`client.{version}`).\n\n'
+        f"    Awaited on `TesseraClient`, blocking on `TesseraSyncClient`.\n"
+        f'    """\n\n'
+        f"{methods}\n\n\n"
+        f"Async{name} = {name}[AsyncCore]\n"
+        f"Sync{name} = {name}[SyncCore]\n"
     )
 
 
 def render() -> str:
     """The module's source, formatted by ruff."""
     imports = _Imports()
-    classes = "\n\n".join(
-        _class(version, asynchronous, imports)
-        for version in VERSIONS
-        for asynchronous in (True, False)
-    )
+    classes = "\n\n".join(_class(version, imports) for version in VERSIONS)
     head = [
         f'"""The typed operations of each API version, generated from the operations tables.\n\n'
         f'Do not edit: regenerate with `{COMMAND}`.\n"""',
@@ -216,6 +203,7 @@ def render() -> str:
         "from tessera_contracts import v1, v2",
         "",
         "from tessera_client._core import AsyncCore, SyncCore",
+        "from tessera_client._facade import C, Call, Facade, no_content, performed, returning",
         "",
     ]
     return _ruff_format("\n".join(head) + "\n\n" + classes)

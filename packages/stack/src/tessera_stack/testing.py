@@ -18,8 +18,19 @@ pyproject. Nothing starts unless a test asks for one of these fixtures:
 
 Helpers for the test modules of every package (import them from here rather than
 copying them): `Json`, `WaitUntil`, `MALIGNANT`/`BENIGN` (feature rows the packaged
-model classifies), `product_body` (a valid v1 product create body),
-`assert_problem`, `assert_problem_body` and `error_locs`.
+model classifies), `product_body` and `product_body_v2` (valid v1 and v2 product
+create bodies), `assert_problem`, `assert_problem_body` and `error_locs`, and:
+
+- `asgi_client(app, base_url)`: runs the app's lifespan and yields a client that
+  calls it in memory over ASGI.
+- `serving(config)`: uvicorn from the running loop on a real socket; yields its port.
+- `openapi_fuzz_tests(document, examples)`: the two tests of a service's
+  schemathesis module, against its `service_url` fixture.
+- `served_catalog(postgres_dsn, root)`: the catalog as `tessera up` runs it, on a
+  new migrated and seeded database and an embedded NATS.
+- `answers_until(url, done, within_s=...)` with `status_is(status)`: GET an
+  endpoint again until its answer is the awaited one (a synchronous test's
+  `wait_until`).
 
 And a helper (not a fixture): `running_service(command, env=..., log=...)` runs a
 service's command (`[sys.executable, "-m", "tessera_catalog"]`) on a free port,
@@ -51,9 +62,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -64,7 +74,11 @@ from tessera_stack.process import ServerError, free_port, run_sync, spawn, stop_
 
 if TYPE_CHECKING:
     import httpx
+    import uvicorn
+    from starlette.types import ASGIApp
     from tessera_contracts.problem import Problem
+
+    from tessera_stack.openapi_fuzz import FuzzCase
 
 # The server modules (asyncpg, nats-py, httpx) are imported by the fixtures that
 # use them: every test session of the workspace loads this plugin.
@@ -152,14 +166,10 @@ def postgres_dsn() -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres_dsn: str) -> Iterator[str]:
     """DSN of a new, empty database, dropped after the test."""
-    from tessera_stack.postgres import create_database, drop_database
+    from tessera_stack.postgres import scratch_database
 
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    url = run_sync(create_database(postgres_dsn, name))
-    try:
+    with scratch_database(postgres_dsn, "test") as url:
         yield url
-    finally:
-        run_sync(drop_database(postgres_dsn, name))
 
 
 @pytest.fixture
@@ -255,6 +265,14 @@ def product_body(sku: str = "TSR-0001", **overrides: Any) -> Json:
     return body
 
 
+def product_body_v2(sku: str = "TSR-0001", **overrides: Any) -> Json:
+    """`product_body` as a v2 create body (`POST /v2/products`): its price as money."""
+    body = product_body(sku)
+    body["price"] = {"amount": f"{body['price']:.2f}", "currency": body.pop("currency")}
+    body.update(overrides)
+    return body
+
+
 async def _wait_until(
     predicate: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
 ) -> None:
@@ -269,6 +287,29 @@ async def _wait_until(
 def wait_until() -> WaitUntil:
     """`await wait_until(async_predicate, timeout_s=10, what="...")`: poll until true, else fail."""
     return _wait_until
+
+
+def answers_until(
+    url: str, done: Callable[[httpx.Response], bool], *, within_s: float, pause_s: float = 0.05
+) -> list[httpx.Response]:
+    """GET `url` until an answer is `done` or `within_s` has passed; every answer, in order.
+
+    It asks at least once. The last answer is `done` unless the time ran out, so the
+    caller asserts on it (and may look at the ones before).
+    """
+    import httpx  # as the plugin's other helpers: only where a test asks for it
+
+    deadline = time.monotonic() + within_s
+    answers = [httpx.get(url)]
+    while not done(answers[-1]) and time.monotonic() < deadline:
+        time.sleep(pause_s)
+        answers.append(httpx.get(url))
+    return answers
+
+
+def status_is(status: int) -> Callable[[httpx.Response], bool]:
+    """A `done` for `answers_until`: the answer has this status."""
+    return lambda response: response.status_code == status
 
 
 def assert_problem_body(response: httpx.Response, status: int, title: str | None = None) -> Json:
@@ -296,3 +337,105 @@ def assert_problem(response: httpx.Response, status: int, title: str | None = No
 def error_locs(body: Json) -> list[list[Any]]:
     """The `loc` of each field error of a problem body."""
     return [error["loc"] for error in body["errors"]]
+
+
+@asynccontextmanager
+async def asgi_client(
+    app: ASGIApp, base_url: str, *, lifespan_timeout_s: float = 5.0
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `app`'s lifespan for the block; yield a client that calls it in memory over ASGI.
+
+    The client talks to the lifespan manager's app, which carries the lifespan
+    state into each request.
+    """
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    async with (
+        LifespanManager(
+            app, startup_timeout=lifespan_timeout_s, shutdown_timeout=lifespan_timeout_s
+        ) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url=base_url) as c,
+    ):
+        yield c
+
+
+@asynccontextmanager
+async def serving(config: uvicorn.Config) -> AsyncIterator[int]:
+    """Serve `config` from a task of the running loop for the block; yield its port."""
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def openapi_fuzz_tests(
+    document: Json, examples_per_operation: int
+) -> tuple[Callable[[str], None], Callable[[FuzzCase, str], None]]:
+    """The two tests of a service's schemathesis module, run against its `service_url` fixture.
+
+    Bind them to test names in the module (`test_a, test_b = openapi_fuzz_tests(...)`).
+    The first checks that the running service serves `document`; the second is
+    schemathesis's, one test per operation of `document`, each request checked by
+    `tessera_stack.openapi_fuzz.check_case`.
+    """
+    import schemathesis
+
+    from tessera_stack.openapi_fuzz import check_case, fuzz_settings, served_document
+
+    schema = schemathesis.openapi.from_dict(document)
+
+    def test_served_document_is_the_fuzzed_one(service_url: str) -> None:
+        assert served_document(service_url) == document
+
+    @schema.parametrize()
+    @fuzz_settings(examples_per_operation)
+    def test_every_operation_answers_as_documented(case: FuzzCase, service_url: str) -> None:
+        check_case(case, service_url)
+
+    return test_served_document_is_the_fuzzed_one, test_every_operation_answers_as_documented
+
+
+@dataclass(frozen=True)
+class ServedCatalog:
+    """What `served_catalog` yields."""
+
+    url: str
+    """Base URL of the catalog's API port."""
+    nats_url: str
+    """The embedded NATS server it uses, for services served next to it."""
+
+
+@contextmanager
+def served_catalog(postgres_dsn: str, root: Path) -> Iterator[ServedCatalog]:
+    """The catalog as `tessera up` runs it, on a new database and NATS, for the block.
+
+    The database is made on the server of `postgres_dsn`, migrated and seeded with
+    the demo data; NATS is an embedded server stored under `root`, where the
+    catalog's log goes too (see `tessera_stack.openapi_fuzz.served`).
+    """
+    from tessera_catalog.db.migrate import apply_migrations
+    from tessera_catalog.db.seed import seed_if_empty
+
+    from tessera_stack.nats import EmbeddedNats
+    from tessera_stack.openapi_fuzz import served
+    from tessera_stack.postgres import scratch_database
+
+    with (
+        scratch_database(postgres_dsn, "catalog") as database_url,
+        EmbeddedNats(root / "nats") as nats,
+    ):
+        run_sync(apply_migrations(database_url))
+        run_sync(seed_if_empty(database_url))
+        env = {"CATALOG_DATABASE_URL": database_url, "CATALOG_NATS_URL": nats.url}
+        with served("catalog", env, root) as url:
+            yield ServedCatalog(url=url, nats_url=nats.url)

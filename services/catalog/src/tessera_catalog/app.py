@@ -118,7 +118,7 @@ async def _invalid_value(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging("catalog", settings.log_level)
+    configure_logging("catalog", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
     current_pool: list[Pool] = []
     # One registry per app, created here so the service's metrics exist before it runs.
     registry = CollectorRegistry()

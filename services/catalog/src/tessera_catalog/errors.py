@@ -20,6 +20,25 @@ class CatalogError(ServiceError):
     status_code: ClassVar[int] = 500
 
 
+class _FixedDetail(CatalogError):
+    """An error that always says the same: its class states the detail."""
+
+    detail: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__(self.detail)
+
+
+class _PostgresUnavailable(CatalogError):
+    """503 with Retry-After: PostgreSQL could not answer; its class states the detail."""
+
+    status_code = 503
+    detail: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__(self.detail, upstream="postgresql", headers={"Retry-After": "1"})
+
+
 class ProductNotFound(CatalogError):
     status_code = 404
 
@@ -34,14 +53,12 @@ class DuplicateSku(CatalogError):
         super().__init__(f"a product with sku {sku!r} already exists")
 
 
-class IdempotencyKeyReused(CatalogError):
+class IdempotencyKeyReused(_FixedDetail):
     status_code = 409
-
-    def __init__(self) -> None:
-        super().__init__(
-            "this Idempotency-Key was already used with a different request body; "
-            "use a new key for a different request"
-        )
+    detail = (
+        "this Idempotency-Key was already used with a different request body; "
+        "use a new key for a different request"
+    )
 
 
 class PreconditionFailed(CatalogError):
@@ -55,11 +72,9 @@ class PreconditionFailed(CatalogError):
         )
 
 
-class InvalidCursor(CatalogError):
+class InvalidCursor(_FixedDetail):
     status_code = 400
-
-    def __init__(self) -> None:
-        super().__init__("cursor is not one this API returned; start again without a cursor")
+    detail = "cursor is not one this API returned; start again without a cursor"
 
 
 class InvalidValue(CatalogError):
@@ -76,33 +91,19 @@ class InvalidValue(CatalogError):
         return problem.model_copy(update={"errors": self.errors or None})
 
 
-class ProductUnavailable(CatalogError):
+class ProductUnavailable(_PostgresUnavailable):
     """The product row itself could not be read in time; nothing to enrich."""
 
-    status_code = 503
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the product could not be read in time; retry shortly",
-            upstream="postgresql",
-            headers={"Retry-After": "1"},
-        )
+    detail = "the product could not be read in time; retry shortly"
 
 
-class DatabaseUnavailable(CatalogError):
+class DatabaseUnavailable(_PostgresUnavailable):
     """PostgreSQL is unreachable, restarting or overloaded; nothing was changed."""
 
-    status_code = 503
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the catalog database is unavailable or overloaded; nothing was changed; retry shortly",
-            upstream="postgresql",
-            headers={"Retry-After": "1"},
-        )
+    detail = "the catalog database is unavailable or overloaded; nothing was changed; retry shortly"
 
 
-class CommitOutcomeUnknown(CatalogError):
+class CommitOutcomeUnknown(_PostgresUnavailable):
     """The connection was lost after COMMIT was sent: the write may or may not have happened.
 
     Still a 503 (the database is away, retry shortly), but with its own type and
@@ -110,13 +111,8 @@ class CommitOutcomeUnknown(CatalogError):
     changed.
     """
 
-    status_code = 503
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the connection to the catalog database was lost while committing: the change "
-            "may or may not have been saved. Retry with the same Idempotency-Key to get the "
-            "original response; without one, read the resource before repeating the change",
-            upstream="postgresql",
-            headers={"Retry-After": "1"},
-        )
+    detail = (
+        "the connection to the catalog database was lost while committing: the change "
+        "may or may not have been saved. Retry with the same Idempotency-Key to get the "
+        "original response; without one, read the resource before repeating the change"
+    )

@@ -6,26 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
-from tessera_catalog.db.records import Executor
+from tessera_catalog.db.records import Executor, Row
 
 
 @dataclass(frozen=True, slots=True)
-class InventoryRecord:
+class InventoryRecord(Row):
     product_id: UUID
     quantity: int
     reserved: int
     updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> InventoryRecord:
-        return cls(
-            product_id=row["product_id"],
-            quantity=row["quantity"],
-            reserved=row["reserved"],
-            updated_at=row["updated_at"],
-        )
 
 
 async def get(

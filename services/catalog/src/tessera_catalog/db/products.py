@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
-from tessera_catalog.db.records import Executor
+from tessera_catalog.db.records import Executor, Row
 
 _COLUMNS = (
     "id, sku, name, description, category, price, currency, features, "
@@ -22,8 +20,9 @@ UPDATABLE = frozenset({"sku", "name", "description", "category", "price", "curre
 
 
 @dataclass(frozen=True, slots=True)
-class ProductRecord:
-    id: UUID
+class NewProduct:
+    """The columns a create sets."""
+
     sku: str
     name: str
     description: str
@@ -31,37 +30,16 @@ class ProductRecord:
     price: Decimal
     currency: str
     features: list[float] | None
-    created_at: datetime
-    updated_at: datetime
-    version: int
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> ProductRecord:
-        features = row["features"]
-        return cls(
-            id=row["id"],
-            sku=row["sku"],
-            name=row["name"],
-            description=row["description"],
-            category=row["category"],
-            price=row["price"],
-            currency=row["currency"],
-            features=None if features is None else list(features),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            version=row["version"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
-class NewProduct:
-    sku: str
-    name: str
-    description: str
-    category: str
-    price: Decimal
-    currency: str
-    features: Sequence[float] | None
+class ProductRecord(NewProduct, Row):
+    """A stored product: the columns its create set, and those the database keeps."""
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +63,7 @@ async def insert(conn: Executor, product_id: UUID, new: NewProduct) -> ProductRe
         new.category,
         new.price,
         new.currency,
-        None if new.features is None else list(new.features),
+        new.features,
     )
     assert row is not None  # INSERT ... RETURNING always returns the row
     return ProductRecord.from_row(row)

@@ -8,10 +8,11 @@ Retry-After instead of escaping as a 500.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -24,6 +25,18 @@ Executor: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 logger = logging.getLogger("tessera_catalog.db")
+
+
+class Row:
+    """Base of the dataclass records read from query rows: each field is the column of its name."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Self:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
 
 _OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     # Refused, reset, unreachable: the server or the network is gone.

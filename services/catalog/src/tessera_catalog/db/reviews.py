@@ -7,15 +7,13 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
-
-from tessera_catalog.db.records import Executor
+from tessera_catalog.db.records import Executor, Row
 
 _COLUMNS = "id, product_id, rating, title, body, author, created_at"
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewRecord:
+class ReviewRecord(Row):
     id: UUID
     product_id: UUID
     rating: int
@@ -23,10 +21,6 @@ class ReviewRecord:
     body: str
     author: str
     created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> ReviewRecord:
-        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

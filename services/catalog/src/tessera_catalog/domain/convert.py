@@ -1,8 +1,10 @@
 """Between database records and the v1/v2 contract models.
 
-Records are version-neutral; each API version is a rendering of them. Limits
-the database has and the contracts do not state (a price's magnitude, an int4
-quantity) are checked here so they come back as 422 with a field location.
+Records are version-neutral; each API version is a rendering of them. A contract
+model whose fields are a record's, by name, is read from the record's attributes
+(`from_attributes`). Limits the database has and the contracts do not state (a
+price's magnitude, an int4 quantity) are checked here so they come back as 422
+with a field location.
 """
 
 from __future__ import annotations
@@ -74,15 +76,7 @@ def product_v1(record: ProductRecord) -> v1.Product:
 
 
 def new_product_v1(body: v1.ProductCreate) -> NewProduct:
-    return NewProduct(
-        sku=body.sku,
-        name=body.name,
-        description=body.description,
-        category=body.category,
-        price=price_from_float(body.price),
-        currency=body.currency,
-        features=body.features,
-    )
+    return _new_product(body, price_from_float(body.price), body.currency)
 
 
 def changes_v1(body: v1.ProductUpdate) -> dict[str, Any]:
@@ -93,15 +87,7 @@ def changes_v1(body: v1.ProductUpdate) -> dict[str, Any]:
 
 
 def review(record: ReviewRecord) -> v1.Review:
-    return v1.Review(
-        id=record.id,
-        product_id=record.product_id,
-        rating=record.rating,
-        title=record.title,
-        body=record.body,
-        author=record.author,
-        created_at=record.created_at,
-    )
+    return v1.Review.model_validate(record, from_attributes=True)
 
 
 def new_review(body: v1.ReviewCreate) -> NewReview:
@@ -109,16 +95,11 @@ def new_review(body: v1.ReviewCreate) -> NewReview:
 
 
 def review_summary(summary: ReviewSummary) -> v1.ReviewSummary:
-    return v1.ReviewSummary(count=summary.count, average_rating=summary.average_rating)
+    return v1.ReviewSummary.model_validate(summary, from_attributes=True)
 
 
 def inventory(record: InventoryRecord) -> v1.Inventory:
-    return v1.Inventory(
-        product_id=record.product_id,
-        quantity=record.quantity,
-        reserved=record.reserved,
-        updated_at=record.updated_at,
-    )
+    return v1.Inventory.model_validate(record, from_attributes=True)
 
 
 # --- v2 ---------------------------------------------------------------------------
@@ -140,13 +121,20 @@ def product_v2(record: ProductRecord) -> v2.Product:
 
 
 def new_product_v2(body: v2.ProductCreate) -> NewProduct:
+    return _new_product(body, body.price.amount, body.price.currency)
+
+
+def _new_product(
+    body: v1.ProductCreate | v2.ProductCreate, price: Decimal, currency: str
+) -> NewProduct:
+    """The product to insert: the fields both versions share, and the price as stored."""
     return NewProduct(
         sku=body.sku,
         name=body.name,
         description=body.description,
         category=body.category,
-        price=body.price.amount,
-        currency=body.price.currency,
+        price=price,
+        currency=currency,
         features=body.features,
     )
 

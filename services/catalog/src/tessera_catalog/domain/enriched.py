@@ -58,18 +58,14 @@ class _Failed:
 _FAILED = _Failed()
 
 
+@dataclass(frozen=True, slots=True)
 class Enricher:
-    def __init__(
-        self,
-        pool: Pool,
-        inference: InferenceClient,
-        settings: Settings,
-        metrics: CatalogMetrics,
-    ) -> None:
-        self.pool = pool
-        self.inference = inference
-        self.settings = settings
-        self.metrics = metrics
+    """Gathers enriched products; holds nothing but what it reads from."""
+
+    pool: Pool
+    inference: InferenceClient
+    settings: Settings
+    metrics: CatalogMetrics
 
     async def enrich(self, product_id: UUID) -> Enriched:
         """Gather every part of product `product_id`.
