@@ -193,7 +193,7 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     With ``flush_interval_s`` above 0 the lines wait in memory and go to the
     stream in one write at least that often (a daemon thread flushes), when a
-    line at WARNING or above arrives, when they exceed ``_FLUSH_BYTES``, and on
+    line at WARNING or above arrives, when they exceed ``_FLUSH_CHARS``, and on
     ``flush``/``close`` (``logging.shutdown`` at exit). At 0 every line is
     written and flushed at once.
     """
