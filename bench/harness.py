@@ -478,18 +478,6 @@ def machine_summary() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
 
 
-@dataclass(frozen=True)
-class InstructionRound:
-    """One wrk round against a process under callgrind, and the instructions it ran."""
-
-    result: WrkResult
-    instructions: int
-
-    @property
-    def instructions_per_request(self) -> float:
-        return self.instructions / max(self.result.requests, 1)
-
-
 def callgrind_command(command: Sequence[str], out_file: Path) -> list[str]:
     """`command` under valgrind's callgrind, counting nothing until `wrk_with_instructions`
     switches it on (start-up and warm-up stay out of the count)."""
@@ -508,10 +496,10 @@ def wrk_with_instructions(
     connections: int,
     duration_s: int,
     headers: Mapping[str, str] | None = None,
-) -> InstructionRound:
-    """A wrk round against `pid` (started by `callgrind_command`), with the user-space
-    instructions it executed during the round: a count that, unlike CPU time, does
-    not move with what else the machine is doing."""
+) -> tuple[WrkResult, float]:
+    """A wrk round against `pid` (started by `callgrind_command`), and the user-space
+    instructions it executed per request during the round: a count that, unlike CPU
+    time, does not move with what else the machine is doing."""
     control = require_tool("callgrind_control", "valgrind")
     subprocess.run([control, "--instr=on", str(pid)], check=True, capture_output=True)
     result = wrk(url, connections=connections, duration_s=duration_s, headers=headers)
@@ -523,4 +511,4 @@ def wrk_with_instructions(
         for line in dump.read_text().splitlines():
             if line.startswith("totals:"):
                 instructions += int(line.split()[1])
-    return InstructionRound(result, instructions)
+    return result, instructions / max(result.requests, 1)

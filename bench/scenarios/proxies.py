@@ -36,8 +36,8 @@ import httpx
 from bench.harness import (
     BenchError,
     CpuRound,
-    InstructionRound,
     Served,
+    WrkResult,
     alternating,
     bench_key,
     callgrind_command,
@@ -98,7 +98,7 @@ def _instructions(
 ) -> tuple[str, float]:
     """Instructions per request of the floor and the gateway under callgrind, one after
     the other: the comparison that does not depend on how busy the machine is."""
-    rounds: dict[str, InstructionRound] = {}
+    rounds: dict[str, tuple[WrkResult, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
         for name in ("Python floor", "gateway"):
             port = free_port()
@@ -125,16 +125,16 @@ def _instructions(
                     duration_s=duration_s,
                     headers=headers,
                 )
-    floor = rounds["Python floor"].instructions_per_request
+    floor = rounds["Python floor"][1]
     rows = [
         [
             name,
-            f"{r.result.requests:,}",
-            f"{r.instructions_per_request / 1000:,.0f}",
-            f"{r.instructions_per_request / floor:.2f}",
-            r.result.non_2xx,
+            f"{result.requests:,}",
+            f"{per_request / 1000:,.0f}",
+            f"{per_request / floor:.2f}",
+            result.non_2xx,
         ]
-        for name, r in rounds.items()
+        for name, (result, per_request) in rounds.items()
     ]
     header = [
         "proxy",
@@ -143,7 +143,7 @@ def _instructions(
         "vs floor",
         "non-2xx",
     ]
-    ratio = rounds["gateway"].instructions_per_request / floor
+    ratio = rounds["gateway"][1] / floor
     return markdown_table(header, rows), ratio
 
 
