@@ -14,22 +14,18 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from tessera_catalog.db.migrate import apply_migrations
-from tessera_catalog.db.seed import seed_if_empty
 from tessera_contracts.operations import SCOPES
 from tessera_gateway.app import create_app
 from tessera_gateway.domain.auth import generate_key
 from tessera_gateway.settings import Settings
-from tessera_stack.nats import EmbeddedNats
 from tessera_stack.openapi_fuzz import (
     FuzzCase,
     check_case,
     fuzz_settings,
-    scratch_database,
     served,
     served_document,
 )
-from tessera_stack.process import run_sync
+from tessera_stack.testing import served_catalog
 
 EXAMPLES_PER_OPERATION = 12
 KEY, KEY_ENTRY = generate_key("fuzz", SCOPES)
@@ -52,27 +48,23 @@ EVENTS_READ_S = 1.5
 @pytest.fixture(scope="module")
 def gateway_url(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("gateway-fuzz")
-    with scratch_database(postgres_dsn) as database_url, EmbeddedNats(root / "nats") as nats:
-        run_sync(apply_migrations(database_url))
-        run_sync(seed_if_empty(database_url))
-        catalog_env = {"CATALOG_DATABASE_URL": database_url, "CATALOG_NATS_URL": nats.url}
-        with (
-            served("catalog", catalog_env, root) as catalog_url,
-            served("inference", {"INFERENCE_NATS_URL": nats.url}, root) as inference_url,
-            served(
-                "gateway",
-                {
-                    "GATEWAY_CATALOG_URL": catalog_url,
-                    "GATEWAY_INFERENCE_URL": inference_url,
-                    "GATEWAY_NATS_URL": nats.url,
-                    "GATEWAY_API_KEYS": KEY_ENTRY.to_setting(),
-                    "GATEWAY_RATE_LIMIT_PER_S": UNLIMITED,
-                    "GATEWAY_RATE_LIMIT_BURST": UNLIMITED,
-                },
-                root,
-            ) as url,
-        ):
-            yield url
+    with (
+        served_catalog(postgres_dsn, root) as catalog,
+        served("inference", {"INFERENCE_NATS_URL": catalog.nats_url}, root) as inference_url,
+        served(
+            "gateway",
+            {
+                "GATEWAY_CATALOG_URL": catalog.url,
+                "GATEWAY_INFERENCE_URL": inference_url,
+                "GATEWAY_NATS_URL": catalog.nats_url,
+                "GATEWAY_API_KEYS": KEY_ENTRY.to_setting(),
+                "GATEWAY_RATE_LIMIT_PER_S": UNLIMITED,
+                "GATEWAY_RATE_LIMIT_BURST": UNLIMITED,
+            },
+            root,
+        ) as url,
+    ):
+        yield url
 
 
 def test_served_document_is_the_fuzzed_one(gateway_url: str) -> None:

@@ -30,7 +30,6 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tessera_stack import postgres
 from tessera_stack.local.services import ServiceFailed, uvicorn_command
 from tessera_stack.process import free_port, spawn, stop_process, tail
 
@@ -91,15 +90,6 @@ def fuzz_settings(max_examples: int) -> settings:
     )
 
 
-def scratch_database(postgres_dsn: str) -> contextlib.AbstractContextManager[str]:
-    """A new, empty database on the server of `postgres_dsn` for the block; yields its DSN.
-
-    The plugin's `database_url` is per test; schemathesis makes one test per
-    operation, and they share one served service, so its database lives longer.
-    """
-    return postgres.scratch_database(postgres_dsn, "fuzz")
-
-
 @contextlib.contextmanager
 def served(name: str, env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
     """Run service `name` (gateway, catalog, inference) for the block; yield its base URL.
@@ -156,7 +146,6 @@ __all__ = [
     "FuzzCase",
     "check_case",
     "fuzz_settings",
-    "scratch_database",
     "served",
     "served_document",
 ]
