@@ -8,10 +8,12 @@ Retry-After instead of escaping as a 500.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, ClassVar, Self, TypeAlias
 
 import asyncpg
@@ -84,11 +86,47 @@ def _is_closed(connection: Executor) -> bool:
         return True
 
 
-@asynccontextmanager
-async def acquire(
-    pool: Pool, timeout_s: float
-) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
-    """A pool connection; DatabaseUnavailable (503) when the database is unreachable.
+class _Borrowed:
+    """A pool connection borrowed for an `async with` block: see `acquire`."""
+
+    __slots__ = ("_connection", "_pool", "_timeout_s")
+
+    def __init__(self, pool: Pool, timeout_s: float) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+
+    async def __aenter__(self) -> PoolConnectionProxy[asyncpg.Record]:
+        try:
+            # The bound is on the wait, here, rather than asyncpg's `acquire(timeout=)`,
+            # which would also put a timer on every release.
+            async with asyncio.timeout(self._timeout_s):
+                self._connection: PoolConnectionProxy[asyncpg.Record] = await self._pool.acquire()
+        except Exception as exc:
+            if is_outage(exc):
+                raise DatabaseUnavailable() from exc
+            raise
+        return self._connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        try:
+            if isinstance(exc, asyncpg.InternalClientError):
+                # Its protocol state is unknown: the pool must not lend it again.
+                _terminate(connection)
+            if isinstance(exc, Exception) and is_outage(exc, connection):
+                raise DatabaseUnavailable() from exc
+        finally:
+            await _release(self._pool, connection, self._timeout_s)
+
+
+def acquire(pool: Pool, timeout_s: float) -> _Borrowed:
+    """`async with acquire(pool, timeout_s) as conn`: a pool connection for the block;
+    DatabaseUnavailable (503) when the database is unreachable.
 
     Covers getting the connection (no free one within `timeout_s`, refused,
     "the database system is starting up") and everything the block does with it
@@ -96,23 +134,7 @@ async def acquire(
     request under overload would wait as long as the client does, holding its
     socket and memory.
     """
-    try:
-        connection = await pool.acquire(timeout=timeout_s)
-    except Exception as exc:
-        if is_outage(exc):
-            raise DatabaseUnavailable() from exc
-        raise
-    try:
-        yield connection
-    except Exception as exc:
-        if isinstance(exc, asyncpg.InternalClientError):
-            # Its protocol state is unknown: the pool must not lend it again.
-            _terminate(connection)
-        if is_outage(exc, connection):
-            raise DatabaseUnavailable() from exc
-        raise
-    finally:
-        await _release(pool, connection)
+    return _Borrowed(pool, timeout_s)
 
 
 def _terminate(connection: PoolConnectionProxy[asyncpg.Record]) -> None:
@@ -122,15 +144,28 @@ def _terminate(connection: PoolConnectionProxy[asyncpg.Record]) -> None:
         pass  # already closed and detached by the pool
 
 
-async def _release(pool: Pool, connection: PoolConnectionProxy[asyncpg.Record]) -> None:
+async def _release(
+    pool: Pool, connection: PoolConnectionProxy[asyncpg.Record], timeout_s: float
+) -> None:
     try:
-        await pool.release(connection)
+        # Giving a connection back sends nothing (see the pool's `reset` in app.py)
+        # unless the block left a transaction open, which asyncpg then rolls back:
+        # only that round trip needs a bound.
+        timeout = timeout_s if _in_transaction(connection) else None
+        await pool.release(connection, timeout=timeout)
     except Exception as exc:
         # The pool has already terminated the broken connection and opens a new
         # one on demand. What the block did stands: its answer, or its own error.
         if not is_outage(exc, connection):
             raise
         logger.info("dropped a broken pool connection on release: %r", exc)
+
+
+def _in_transaction(connection: PoolConnectionProxy[asyncpg.Record]) -> bool:
+    try:
+        return connection.is_in_transaction()
+    except asyncpg.InterfaceError:
+        return False  # closed and detached by the pool: nothing to send
 
 
 async def ping(conn: Executor) -> None:
