@@ -506,9 +506,29 @@ def wrk_with_instructions(
     subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
     # A dump writes the counts so far to `<out_file>.<n>` and zeroes them.
     subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
+    return result, _dumped_instructions(out_file) / max(result.requests, 1)
+
+
+def idle_instructions_per_s(pid: int, out_file: Path, seconds: float = 5.0) -> float:
+    """The user-space instructions per second `pid` (started by `callgrind_command`)
+    executes with no request to serve: its timers and background tasks. Under
+    callgrind a process serves few requests a second, so this share of a round's
+    count is far larger per request than it is at full speed; subtract it to get
+    the request path's own cost."""
+    control = require_tool("callgrind_control", "valgrind")
+    subprocess.run([control, "--instr=on", str(pid)], check=True, capture_output=True)
+    time.sleep(seconds)
+    subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
+    subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
+    return _dumped_instructions(out_file) / seconds
+
+
+def _dumped_instructions(out_file: Path) -> int:
+    """The instructions in the dumps so far, which are then removed (the next count starts at 0)."""
     instructions = 0
     for dump in out_file.parent.glob(f"{out_file.name}.*"):
         for line in dump.read_text().splitlines():
             if line.startswith("totals:"):
                 instructions += int(line.split()[1])
-    return result, instructions / max(result.requests, 1)
+        dump.unlink()
+    return instructions

@@ -10,7 +10,12 @@
    Rounds alternate the targets; tables show medians over rounds, ratios are the
    median of per-round ratios, and CPU per request is the serving process's
    utime + stime during a round over its requests.
-2. Fan-out: every PostgreSQL round trip of the catalog delayed by D (a delaying
+2. Instructions per request (valgrind's callgrind), catalog against the bare
+   FastAPI + asyncpg app: a count that does not move with the machine's noise.
+   One connection, so both serve requests one at a time (no batching of event
+   loop wake-ups varies the count), and each process's idle instructions per
+   second (timers, background tasks) are subtracted.
+3. Fan-out: every PostgreSQL round trip of the catalog delayed by D (a delaying
    TCP proxy in front of PostgreSQL) and inference answering after D (a NATS
    responder that sleeps). Sequential parts would cost 4 D (product, reviews,
    inventory, prediction); concurrent ones cost the longest chain, product then
@@ -23,10 +28,12 @@ import asyncio
 import contextlib
 import json
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -37,15 +44,20 @@ from bench.harness import (
     Infra,
     Served,
     alternating,
+    callgrind_command,
     catalog_env,
     free_port,
+    idle_instructions_per_s,
     infrastructure,
     markdown_table,
     median,
+    service_process,
+    uvicorn_command,
     uvicorn_process,
     uvicorn_service,
     wrk,
     wrk_with_cpu,
+    wrk_with_instructions,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +66,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CONNECTIONS = 64
+INSTRUCTION_CONNECTIONS = 1
 FAN_OUT_CONNECTIONS = 4
 DELAY_S = 0.025
 CATALOG = "tessera_catalog.app:create_app"
@@ -246,6 +259,67 @@ def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> 
     )
 
 
+def _instructions_per_request(
+    factory: str, env: dict[str, str], path: str, duration_s: int
+) -> tuple[int, float]:
+    """Requests served and instructions per request, idle instructions subtracted."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
+        out_file = Path(tmp) / "callgrind.out"
+        with service_process(
+            callgrind_command(uvicorn_command(factory, port), out_file),
+            env,
+            ready_urls=[f"{url}/readyz"],
+            # Everything runs tens of times slower under valgrind, start-up too.
+            ready_timeout_s=300,
+            stop_timeout_s=60,
+        ) as process:
+            wrk(url + path, connections=INSTRUCTION_CONNECTIONS, duration_s=3)
+            idle_per_s = idle_instructions_per_s(process.pid, out_file)
+            result, per_request = wrk_with_instructions(
+                process.pid,
+                out_file,
+                url + path,
+                connections=INSTRUCTION_CONNECTIONS,
+                duration_s=duration_s,
+            )
+    requests = max(result.requests, 1)
+    if result.non_2xx or result.connect_errors or result.read_errors:
+        raise BenchError(f"{factory} answered errors under callgrind")
+    return result.requests, per_request - idle_per_s * duration_s / requests
+
+
+def _instructions(infra: Infra, product_id: str, duration_s: int) -> str:
+    path = f"/v1/products/{product_id}"
+    targets = {
+        "bare FastAPI + asyncpg, same read": (
+            BARE_ASYNCPG,
+            {"BARE_DATABASE_URL": infra.database_url},
+        ),
+        "GET /v1/products/{id}": (CATALOG, catalog_env(infra, log_level="INFO")),
+    }
+    counted = {
+        name: _instructions_per_request(factory, env, path, duration_s)
+        for name, (factory, env) in targets.items()
+    }
+    bare = counted["bare FastAPI + asyncpg, same read"][1]
+    rows = [
+        [name, f"{requests:,}", f"{per_request / 1000:,.0f}k", f"{per_request / bare:.2f}"]
+        for name, (requests, per_request) in counted.items()
+    ]
+    table = markdown_table(
+        ["endpoint", "requests counted", "instructions per request", "vs bare"], rows
+    )
+    ratio = counted["GET /v1/products/{id}"][1] / bare
+    return (
+        f"Under valgrind's callgrind, {INSTRUCTION_CONNECTIONS} connection for {duration_s} s "
+        f"per target, each process's idle instructions subtracted: the catalog executes "
+        f"**{ratio:.2f}x the bare app's instructions per request**. A count, so it does not "
+        f"vary with the machine's noise as the CPU times above do.\n\n{table}"
+    )
+
+
 # -- fan-out with injected delays ------------------------------------------------------
 
 
@@ -397,8 +471,10 @@ def run(quick: bool) -> str:
     with infrastructure() as infra:
         product_id = _product_id(infra.database_url)
         throughput = _throughput(infra, product_id, rounds, duration_s)
+        instructions = _instructions(infra, product_id, duration_s)
         fan_out = _fan_out(infra, product_id, duration_s)
     return (
         "## Catalog: get product and enriched product\n\n"
-        f"{throughput}\n\n### Enriched fan-out: latency follows the slowest part\n\n{fan_out}"
+        f"{throughput}\n\n### Instructions per request\n\n{instructions}\n\n"
+        f"### Enriched fan-out: latency follows the slowest part\n\n{fan_out}"
     )
