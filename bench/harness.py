@@ -509,6 +509,43 @@ def wrk_with_instructions(
     return result, _dumped_instructions(out_file) / max(result.requests, 1)
 
 
+def counted_instructions(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    port: int,
+    path: str,
+    *,
+    connections: int,
+    duration_s: int,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[WrkResult, float]:
+    """Serve `command` (listening on `port`) under callgrind for one wrk round on
+    `path`: the round and the instructions per request of the request path, that is
+    with the process's idle instructions per second subtracted."""
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
+        out_file = Path(tmp) / "callgrind.out"
+        with service_process(
+            callgrind_command(command, out_file),
+            env,
+            ready_urls=[f"{url}/readyz"],
+            # Everything runs tens of times slower under valgrind, start-up too.
+            ready_timeout_s=300,
+            stop_timeout_s=60,
+        ) as process:
+            wrk(url + path, connections=connections, duration_s=3, headers=headers)
+            idle_per_s = idle_instructions_per_s(process.pid, out_file)
+            result, per_request = wrk_with_instructions(
+                process.pid,
+                out_file,
+                url + path,
+                connections=connections,
+                duration_s=duration_s,
+                headers=headers,
+            )
+    return result, per_request - idle_per_s * duration_s / max(result.requests, 1)
+
+
 def idle_instructions_per_s(pid: int, out_file: Path, seconds: float = 5.0) -> float:
     """The user-space instructions per second `pid` (started by `callgrind_command`)
     executes with no request to serve: its timers and background tasks. Under

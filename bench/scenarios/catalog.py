@@ -28,12 +28,10 @@ import asyncio
 import contextlib
 import json
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -44,20 +42,17 @@ from bench.harness import (
     Infra,
     Served,
     alternating,
-    callgrind_command,
     catalog_env,
+    counted_instructions,
     free_port,
-    idle_instructions_per_s,
     infrastructure,
     markdown_table,
     median,
-    service_process,
     uvicorn_command,
     uvicorn_process,
     uvicorn_service,
     wrk,
     wrk_with_cpu,
-    wrk_with_instructions,
 )
 
 if TYPE_CHECKING:
@@ -259,37 +254,6 @@ def _throughput(infra: Infra, product_id: str, rounds: int, duration_s: int) -> 
     )
 
 
-def _instructions_per_request(
-    factory: str, env: dict[str, str], path: str, duration_s: int
-) -> tuple[int, float]:
-    """Requests served and instructions per request, idle instructions subtracted."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
-        out_file = Path(tmp) / "callgrind.out"
-        with service_process(
-            callgrind_command(uvicorn_command(factory, port), out_file),
-            env,
-            ready_urls=[f"{url}/readyz"],
-            # Everything runs tens of times slower under valgrind, start-up too.
-            ready_timeout_s=300,
-            stop_timeout_s=60,
-        ) as process:
-            wrk(url + path, connections=INSTRUCTION_CONNECTIONS, duration_s=3)
-            idle_per_s = idle_instructions_per_s(process.pid, out_file)
-            result, per_request = wrk_with_instructions(
-                process.pid,
-                out_file,
-                url + path,
-                connections=INSTRUCTION_CONNECTIONS,
-                duration_s=duration_s,
-            )
-    requests = max(result.requests, 1)
-    if result.non_2xx or result.connect_errors or result.read_errors:
-        raise BenchError(f"{factory} answered errors under callgrind")
-    return result.requests, per_request - idle_per_s * duration_s / requests
-
-
 def _instructions(infra: Infra, product_id: str, duration_s: int) -> str:
     path = f"/v1/products/{product_id}"
     targets = {
@@ -299,10 +263,20 @@ def _instructions(infra: Infra, product_id: str, duration_s: int) -> str:
         ),
         "GET /v1/products/{id}": (CATALOG, catalog_env(infra, log_level="INFO")),
     }
-    counted = {
-        name: _instructions_per_request(factory, env, path, duration_s)
-        for name, (factory, env) in targets.items()
-    }
+    counted: dict[str, tuple[int, float]] = {}
+    for name, (factory, env) in targets.items():
+        port = free_port()
+        result, per_request = counted_instructions(
+            uvicorn_command(factory, port),
+            env,
+            port,
+            path,
+            connections=INSTRUCTION_CONNECTIONS,
+            duration_s=duration_s,
+        )
+        if result.non_2xx or result.connect_errors or result.read_errors:
+            raise BenchError(f"{factory} answered errors under callgrind")
+        counted[name] = (result.requests, per_request)
     bare = counted["bare FastAPI + asyncpg, same read"][1]
     rows = [
         [name, f"{requests:,}", f"{per_request / 1000:,.0f}k", f"{per_request / bare:.2f}"]

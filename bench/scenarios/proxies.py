@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 
@@ -40,8 +38,8 @@ from bench.harness import (
     WrkResult,
     alternating,
     bench_key,
-    callgrind_command,
     catalog_env,
+    counted_instructions,
     demo_product_path,
     free_port,
     infrastructure,
@@ -53,9 +51,7 @@ from bench.harness import (
     service_process,
     uvicorn_command,
     uvicorn_process,
-    wrk,
     wrk_with_cpu,
-    wrk_with_instructions,
 )
 
 CONNECTIONS = 64
@@ -99,32 +95,21 @@ def _instructions(
     """Instructions per request of the floor and the gateway under callgrind, one after
     the other: the comparison that does not depend on how busy the machine is."""
     rounds: dict[str, tuple[WrkResult, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="tessera-callgrind-") as tmp:
-        for name in ("Python floor", "gateway"):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            if name == "gateway":
-                command, env = _GATEWAY, _gateway_env(port, upstream, nats_url, api_keys)
-            else:
-                command, env = uvicorn_command(FLOOR, port), {"FLOOR_UPSTREAM": upstream}
-            out_file = Path(tmp) / f"{port}.callgrind"
-            with service_process(
-                callgrind_command(command, out_file),
-                env,
-                ready_urls=[f"{url}/readyz"],
-                # Everything runs tens of times slower under valgrind, start-up too.
-                ready_timeout_s=300,
-                stop_timeout_s=60,
-            ) as process:
-                wrk(url + path, connections=INSTRUCTION_CONNECTIONS, duration_s=3, headers=headers)
-                rounds[name] = wrk_with_instructions(
-                    process.pid,
-                    out_file,
-                    url + path,
-                    connections=INSTRUCTION_CONNECTIONS,
-                    duration_s=duration_s,
-                    headers=headers,
-                )
+    for name in ("Python floor", "gateway"):
+        port = free_port()
+        if name == "gateway":
+            command, env = _GATEWAY, _gateway_env(port, upstream, nats_url, api_keys)
+        else:
+            command, env = uvicorn_command(FLOOR, port), {"FLOOR_UPSTREAM": upstream}
+        rounds[name] = counted_instructions(
+            command,
+            env,
+            port,
+            path,
+            connections=INSTRUCTION_CONNECTIONS,
+            duration_s=duration_s,
+            headers=headers,
+        )
     floor = rounds["Python floor"][1]
     rows = [
         [
@@ -263,7 +248,9 @@ CPU time moves with whatever else shares the two cores; the instructions a
 process executes do not. Each proxy runs under valgrind's callgrind, which
 counts user-space instructions (not the kernel's, nor cache misses) while wrk
 sends {INSTRUCTION_CONNECTIONS} connections of the same request, start-up and
-warm-up left out:
+warm-up left out, and each process's idle instructions per second (its timers and
+background tasks, a far larger share per request at callgrind's pace than at full
+speed) subtracted:
 
 {instruction_table}
 
