@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -42,6 +43,12 @@ async def make_connection(nats_url: str) -> AsyncIterator[MakeConnection]:
 
 def other_tasks() -> set[asyncio.Task[Any]]:
     return asyncio.all_tasks() - {asyncio.current_task()}
+
+
+def _process_state(pid: int) -> str:
+    """The process's state letter in /proc (`T`: stopped by a signal)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 async def connected(connection: NatsConnection, wait_until: WaitUntil) -> None:
@@ -267,6 +274,9 @@ class TestClose:
         pid = nats_server._process.pid
         os.kill(pid, signal.SIGSTOP)
         try:
+            # The signal takes effect asynchronously: until the server is stopped,
+            # it could still answer the flush's PING from its other core.
+            await wait_until(lambda: _true(_process_state(pid) == "T"), what="NATS stopped")
             started = time.monotonic()
             await connection.close()
             elapsed = time.monotonic() - started

@@ -4,6 +4,7 @@ In a service's ``create_app``::
 
     configure_logging("catalog", settings.log_level,      # JSON lines on stdout
                       flush_interval_s=settings.log_flush_interval_s)
+    configure_error_tracking("catalog", __version__, settings.sentry_dsn)  # Sentry, if set
     registry = CollectorRegistry()
     metrics = CatalogMetrics(registry)                     # the service's own
     app = create_service_app(
@@ -29,6 +30,8 @@ In a service's ``create_app``::
   ``set_probe_timing(app, ...)`` before the lifespan starts).
 * Serving: ``tessera_runtime.server.run_service(create_app, Settings)`` is a
   service's ``python -m`` entry point (header limits, timeouts, probe port).
+* Error tracking: ``configure_error_tracking`` sends every 500 to Sentry when
+  ``<PREFIX>_SENTRY_DSN`` or ``SENTRY_DSN`` is set (:mod:`tessera_runtime.error_tracking`).
 * Access log: logger ``tessera.access`` (``ACCESS_LOGGER``), one line per request
   (``AccessLog`` writes it; a NATS worker writes its own lines with one too);
   ``serve`` turns uvicorn's own off so requests are not logged twice.
@@ -36,6 +39,7 @@ In a service's ``create_app``::
 
 from tessera_runtime.app import Lifespan, create_service_app
 from tessera_runtime.context import bind_context, outgoing_headers, request_id
+from tessera_runtime.error_tracking import configure_error_tracking
 from tessera_runtime.health import (
     ProbeTiming,
     ReadinessCheck,
@@ -66,6 +70,7 @@ __all__ = [
     "ServiceError",
     "begin_draining",
     "bind_context",
+    "configure_error_tracking",
     "configure_logging",
     "create_service_app",
     "error_problem",

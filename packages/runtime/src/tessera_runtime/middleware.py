@@ -24,7 +24,7 @@ from tessera_runtime.context import _reset, _set, new_context
 from tessera_runtime.logs import AccessLog
 from tessera_runtime.metrics import UNMATCHED_ROUTE, HttpMetrics
 
-__all__ = ["ACCESS_LOGGER", "RequestContextMiddleware", "RouteTemplates"]
+__all__ = ["ACCESS_LOGGER", "RequestContextMiddleware", "RouteTemplates", "matched_template"]
 
 ACCESS_LOGGER = "tessera.access"
 """Logger of the one-line-per-request access log (set its level to silence it)."""
@@ -34,6 +34,24 @@ _TRACEPARENT = b"traceparent"
 # Status recorded when the request was cancelled (client gone) before any response
 # started; nginx's convention, so it is not counted as a server error.
 _CLIENT_CLOSED = 499
+
+
+def matched_template(scope: Scope) -> str | None:
+    """The template of the API route that matched the request, if routing found one
+    (see :class:`RouteTemplates`, which also finds plain Starlette routes)."""
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        effective = fastapi_scope.get("effective_route_context")
+        if effective is not None:
+            template = getattr(
+                getattr(effective, "starlette_route", None) or effective, "path_format", None
+            )
+            if isinstance(template, str) and template:
+                return template
+    template = getattr(scope.get("route"), "path_format", None)
+    if isinstance(template, str) and template:
+        return template
+    return None
 
 
 class RouteTemplates:
@@ -74,17 +92,8 @@ class RouteTemplates:
         self._indexed_count = len(routes)
 
     def __call__(self, scope: Scope) -> str:
-        fastapi_scope = scope.get("fastapi")
-        if isinstance(fastapi_scope, dict):
-            effective = fastapi_scope.get("effective_route_context")
-            if effective is not None:
-                template = getattr(
-                    getattr(effective, "starlette_route", None) or effective, "path_format", None
-                )
-                if isinstance(template, str) and template:
-                    return template
-        template = getattr(scope.get("route"), "path_format", None)
-        if isinstance(template, str) and template:
+        template = matched_template(scope)
+        if template is not None:
             return template
         endpoint = scope.get("endpoint")
         if endpoint is None:

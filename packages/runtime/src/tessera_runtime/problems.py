@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 from tessera_runtime.context import request_id
+from tessera_runtime.error_tracking import capture_error
+from tessera_runtime.middleware import matched_template
 
 __all__ = [
     "ServiceError",
@@ -237,7 +239,9 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     return problem_response(problem)
 
 
-def error_problem(exc: Exception, *, instance: str | None, where: str) -> Problem:
+def error_problem(
+    exc: Exception, *, instance: str | None, where: str, route: str | None = None
+) -> Problem:
     """The problem for an error a service answers, whatever carries the answer.
 
     The one renderer of the HTTP handlers, the gateway's proxy router and the NATS
@@ -252,12 +256,16 @@ def error_problem(exc: Exception, *, instance: str | None, where: str) -> Proble
         instance: identifies the occurrence (the request path), if any.
         where: what was being served, for the log line (``"GET /v1/products"``,
             ``"NATS inference.v1.predict"``).
+        route: the route template or NATS subject, which groups the error
+            tracker's events of one operation (a 500 goes to the tracker if one
+            is configured: :mod:`tessera_runtime.error_tracking`).
     """
     if isinstance(exc, ServiceError):
         problem = exc.to_problem(instance=instance)
         if exc.status_code == 500:
             # The service did not say what went wrong more precisely: treat it as a bug.
             logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
+            capture_error(exc, where=where, route=route)
         elif exc.status_code > 500:
             # The cause (the library error it was translated from) says what broke.
             cause = exc.__cause__
@@ -272,6 +280,7 @@ def error_problem(exc: Exception, *, instance: str | None, where: str) -> Proble
     if isinstance(exc, ValidationError):
         return Problem.from_validation_error(exc, instance=instance)
     logger.error("unhandled %s in %s", type(exc).__name__, where, exc_info=exc)
+    capture_error(exc, where=where, route=route)
     rid = request_id()
     return Problem(
         title=status_title(500),
@@ -284,7 +293,9 @@ def error_problem(exc: Exception, *, instance: str | None, where: str) -> Proble
 
 async def _service_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    problem = error_problem(exc, instance=request.url.path, where=_where(request))
+    problem = error_problem(
+        exc, instance=request.url.path, where=_where(request), route=matched_template(request.scope)
+    )
     return problem_response(problem, exc.headers)
 
 
@@ -297,7 +308,10 @@ async def _unhandled_error_handler(request: Request, exc: Exception) -> Response
         return Response(status_code=500)
     # An exception raised outside it (in a middleware further out): still a 500
     # problem, though the request context and its id are gone by now.
-    return problem_response(error_problem(exc, instance=request.url.path, where=_where(request)))
+    problem = error_problem(
+        exc, instance=request.url.path, where=_where(request), route=matched_template(request.scope)
+    )
+    return problem_response(problem)
 
 
 class UnhandledErrorMiddleware:
@@ -332,7 +346,10 @@ class UnhandledErrorMiddleware:
         except Exception as exc:
             if not started:
                 problem = error_problem(
-                    exc, instance=scope["path"], where=f"{scope['method']} {scope['path']}"
+                    exc,
+                    instance=scope["path"],
+                    where=f"{scope['method']} {scope['path']}",
+                    route=matched_template(scope),
                 )
                 scope[_ANSWERED] = True
                 await problem_response(problem)(scope, receive, send)

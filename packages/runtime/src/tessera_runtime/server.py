@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp
 
@@ -70,6 +70,9 @@ class ServerSettings(BaseSettings):
     """Longest time a log line below WARNING waits in memory before it is written
     (lines go out in batches: one write per batch, not per request); 0 writes every
     line at once. Warnings and errors are written at once, with what came before."""
+    sentry_dsn: SecretStr | None = None
+    """Sentry project (or a compatible service) to send every 500 to, with its request
+    id, trace id and route; unset: `SENTRY_DSN` if set, else no error tracking."""
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     """Port of the separate `/healthz` and `/readyz` listener; unset: none."""
     probe_liveness_stall_s: float = Field(default=30.0, gt=1.0)

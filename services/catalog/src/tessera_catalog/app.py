@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 from tessera_runtime import (
     ReadinessCheck,
+    configure_error_tracking,
     configure_logging,
     create_service_app,
     problem_response,
@@ -119,6 +120,7 @@ async def _invalid_value(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("catalog", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
+    configure_error_tracking("catalog", __version__, settings.sentry_dsn)
     current_pool: list[Pool] = []
     # One registry per app, created here so the service's metrics exist before it runs.
     registry = CollectorRegistry()

@@ -17,7 +17,12 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from tessera_contracts.operations import CATALOG, INFERENCE, Operation
-from tessera_runtime import ACCESS_LOGGER, configure_logging, create_service_app
+from tessera_runtime import (
+    ACCESS_LOGGER,
+    configure_error_tracking,
+    configure_logging,
+    create_service_app,
+)
 
 from tessera_gateway import __version__
 from tessera_gateway.api.asyncapi import asyncapi_router
@@ -172,6 +177,7 @@ def create_app(
     """
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
+    configure_error_tracking("gateway", __version__, settings.sentry_dsn)
     if not settings.access_log:
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
 

@@ -13,7 +13,12 @@ from typing import TypedDict
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
-from tessera_runtime import ReadinessCheck, configure_logging, create_service_app
+from tessera_runtime import (
+    ReadinessCheck,
+    configure_error_tracking,
+    configure_logging,
+    create_service_app,
+)
 
 from tessera_inference import __version__
 from tessera_inference.api import v1, v2
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(
         "inference", settings.log_level, flush_interval_s=settings.log_flush_interval_s
     )
+    configure_error_tracking("inference", __version__, settings.sentry_dsn)
     # One registry per app, created here so the service's metrics exist before it runs.
     metrics_registry = CollectorRegistry()
     metrics = InferenceMetrics(metrics_registry)

@@ -76,7 +76,10 @@ async def _serve(route: ProxiedRoute, scope: Scope, receive: Receive, send: Send
         return
     except Exception as error:  # a refusal, an upstream failure, or a bug
         problem = error_problem(
-            error, instance=scope["path"], where=f"{scope['method']} {scope['path']}"
+            error,
+            instance=scope["path"],
+            where=f"{scope['method']} {scope['path']}",
+            route=route.path_format,
         )
         extra = error.headers if isinstance(error, GatewayError) else None
         await problem_response(problem, extra)(scope, receive, send)

@@ -97,7 +97,9 @@ class PredictWorker:
                 model_version = answer.model_version
                 body = PREDICT.encode_reply(answer)
             except Exception as error:  # every request gets an answer, a problem if need be
-                problem = error_problem(error, instance=None, where=f"NATS {msg.subject}")
+                problem = error_problem(
+                    error, instance=None, where=f"NATS {msg.subject}", route=msg.subject
+                )
                 headers.update(PROBLEM_HEADERS)
                 status, body = problem.status, PREDICT.encode_problem(problem)
             replied = True
