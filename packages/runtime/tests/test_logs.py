@@ -39,6 +39,7 @@ class TestConfigureLogging:
         assert line["service"] == "catalog"
         assert line["request_id"] == "r-1"
         assert line["trace_id"] == ctx.trace_id
+        assert line["span_id"] == ctx.span_id
         assert line["rows"] == 2
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
         assert list(line)[:4] == ["time", "level", "logger", "message"]
@@ -52,6 +53,7 @@ class TestConfigureLogging:
         [line] = lines(stream)
         assert line["request_id"] is None
         assert line["trace_id"] is None
+        assert line["span_id"] is None
 
     def test_explicit_request_id_wins(self) -> None:
         stream = io.StringIO()

@@ -90,7 +90,36 @@ class TestAsAsgiComponent:
         recorder = Recorder()
         await middleware(app, CollectorRegistry())(http_scope(), receive, recorder)
 
-        assert recorder.headers == [(b"X-Request-ID", b"from-upstream")]
+        names = [name.lower() for name, _ in recorder.headers]
+        assert recorder.headers[0] == (b"X-Request-ID", b"from-upstream")
+        assert names == [b"x-request-id", b"traceparent"]
+
+    async def test_the_response_carries_this_hop_s_traceparent_not_the_upstream_s(
+        self,
+    ) -> None:
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        upstream_span = "1111111111111111"
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            upstream = f"00-{trace_id}-{upstream_span}-01".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"traceparent", upstream)],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+
+        recorder = Recorder()
+        incoming = [(b"traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())]
+        await middleware(app, CollectorRegistry())(http_scope(headers=incoming), receive, recorder)
+
+        [value] = [v for name, v in recorder.headers if name.lower() == b"traceparent"]
+        version, returned_trace, span, flags = value.decode().split("-")
+        assert (version, returned_trace, flags) == ("00", trace_id, "01")
+        assert span not in (upstream_span, "00f067aa0ba902b7")  # this hop's own span
+        assert len(span) == 16
 
     async def test_response_header_list_of_the_app_is_not_mutated(self) -> None:
         shared_headers = [(b"content-type", b"text/plain")]
@@ -105,7 +134,8 @@ class TestAsAsgiComponent:
             http_scope(headers=rid_headers), receive, recorder
         )
 
-        assert recorder.headers == [(b"content-type", b"text/plain"), (b"x-request-id", b"r1")]
+        assert recorder.headers[:2] == [(b"content-type", b"text/plain"), (b"x-request-id", b"r1")]
+        assert [name for name, _ in recorder.headers[2:]] == [b"traceparent"]
         assert shared_headers == [(b"content-type", b"text/plain")]
 
     async def test_exception_before_any_response_counts_as_500(self) -> None:

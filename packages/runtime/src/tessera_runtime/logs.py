@@ -50,7 +50,7 @@ _HANDLER_NAME = "tessera-json"
 # root handler keeps every line of a service JSON.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _UVICORN_APP_EXCEPTION = "Exception in ASGI application"
-_CONTEXT_FIELDS = ("service", "request_id", "trace_id")
+_CONTEXT_FIELDS = ("service", "request_id", "trace_id", "span_id")
 # ".000Z" to ".999Z": the end of every timestamp, formatted once.
 _MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
 # Buffered lines are written once they reach this many characters, whatever the interval.
@@ -113,7 +113,7 @@ def _encode(data: dict[str, Any]) -> str:
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``service``, ``request_id`` and ``trace_id`` to every record a handler emits."""
+    """Adds ``service``, ``request_id``, ``trace_id`` and ``span_id`` to every record a handler emits."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -126,8 +126,12 @@ class ContextFilter(logging.Filter):
             ctx = current_context()
             record.request_id = None if ctx is None else ctx.request_id
             record.trace_id = None if ctx is None else ctx.trace_id
-        elif not hasattr(record, "trace_id"):
-            record.trace_id = None
+            record.span_id = None if ctx is None else ctx.span_id
+        else:
+            if not hasattr(record, "trace_id"):
+                record.trace_id = None
+            if not hasattr(record, "span_id"):
+                record.span_id = None
         return True
 
 
@@ -135,7 +139,7 @@ class ServiceJsonFormatter(logging.Formatter):
     """One JSON object per record, fields in a fixed order.
 
     ``time`` (ISO 8601 UTC, milliseconds), ``level``, ``logger``, ``message``,
-    ``service``, ``request_id``, ``trace_id``, then the record's extra fields,
+    ``service``, ``request_id``, ``trace_id``, ``span_id``, then the record's extra fields,
     then ``exc_info`` and ``stack_info`` when present. A ``dict`` logged as the
     message is merged into the object (its keys win) and ``message`` is empty.
     """
@@ -168,6 +172,7 @@ class ServiceJsonFormatter(logging.Formatter):
             "service": fields.get("service"),
             "request_id": fields.get("request_id"),
             "trace_id": fields.get("trace_id"),
+            "span_id": fields.get("span_id"),
         }
         for key, value in fields.items():
             if key not in _NOT_EXTRA and not key.startswith("_"):
@@ -255,6 +260,7 @@ class JsonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
             "service": self.context.service,
             "request_id": None if ctx is None else ctx.request_id,
             "trace_id": None if ctx is None else ctx.trace_id,
+            "span_id": None if ctx is None else ctx.span_id,
         }
         data.update(fields)
         self.write_line(_encode(data), level)
@@ -365,7 +371,8 @@ def configure_logging(
     """Send all logs to ``stream`` (default stdout) as JSON lines; safe to call again.
 
     Each line has ``time``, ``level``, ``logger``, ``message``, ``service``,
-    ``request_id`` and ``trace_id`` (null outside a request), plus any ``extra``
+    ``request_id``, ``trace_id`` and ``span_id`` (null outside a request; ``span_id`` is
+    this hop's own, the parent of the calls it makes), plus any ``extra``
     fields and ``exc_info`` for exceptions.
 
     Args:

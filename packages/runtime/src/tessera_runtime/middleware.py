@@ -105,7 +105,8 @@ class RouteTemplates:
 
 
 class RequestContextMiddleware:
-    """Binds the request context, echoes ``X-Request-ID``, records metrics and logs the request."""
+    """Binds the request context, echoes ``X-Request-ID``, answers with this hop's
+    ``traceparent``, records metrics and logs the request."""
 
     def __init__(
         self,
@@ -143,14 +144,19 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers", ())
-                # A proxied response may already carry the (same) id; never send it twice.
-                for name, _ in headers:
-                    if name.lower() == _X_REQUEST_ID:
-                        break
-                else:
-                    # A new list: the response object may reuse its own header list.
-                    message["headers"] = [*headers, request_id_header]
+                # A new list: the response object may reuse its own header list. A
+                # proxied response may carry the (same) request id, never sent twice,
+                # and its upstream's traceparent, which this hop's replaces: the trace
+                # id a client finds its trace by, with this service's span.
+                headers = [
+                    header
+                    for header in message.get("headers", ())
+                    if header[0].lower() != _TRACEPARENT
+                ]
+                if not any(name.lower() == _X_REQUEST_ID for name, _ in headers):
+                    headers.append(request_id_header)
+                headers.append((_TRACEPARENT, ctx.traceparent.encode("ascii")))
+                message["headers"] = headers
             await send(message)
 
         token = _set(ctx)
