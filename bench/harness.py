@@ -500,13 +500,22 @@ def wrk_with_instructions(
     """A wrk round against `pid` (started by `callgrind_command`), and the user-space
     instructions it executed per request during the round: a count that, unlike CPU
     time, does not move with what else the machine is doing."""
+    with _counting(pid):
+        result = wrk(url, connections=connections, duration_s=duration_s, headers=headers)
+    return result, _dumped_instructions(out_file) / max(result.requests, 1)
+
+
+@contextlib.contextmanager
+def _counting(pid: int) -> Iterator[None]:
+    """Callgrind counts `pid`'s instructions during the block, then dumps them."""
     control = require_tool("callgrind_control", "valgrind")
     subprocess.run([control, "--instr=on", str(pid)], check=True, capture_output=True)
-    result = wrk(url, connections=connections, duration_s=duration_s, headers=headers)
-    subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
-    # A dump writes the counts so far to `<out_file>.<n>` and zeroes them.
-    subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
-    return result, _dumped_instructions(out_file) / max(result.requests, 1)
+    try:
+        yield
+    finally:
+        subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
+        # A dump writes the counts so far to `<out_file>.<n>` and zeroes them.
+        subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
 
 
 def counted_instructions(
@@ -552,11 +561,8 @@ def idle_instructions_per_s(pid: int, out_file: Path, seconds: float = 5.0) -> f
     callgrind a process serves few requests a second, so this share of a round's
     count is far larger per request than it is at full speed; subtract it to get
     the request path's own cost."""
-    control = require_tool("callgrind_control", "valgrind")
-    subprocess.run([control, "--instr=on", str(pid)], check=True, capture_output=True)
-    time.sleep(seconds)
-    subprocess.run([control, "--instr=off", str(pid)], check=True, capture_output=True)
-    subprocess.run([control, "--dump", str(pid)], check=True, capture_output=True)
+    with _counting(pid):
+        time.sleep(seconds)
     return _dumped_instructions(out_file) / seconds
 
 
