@@ -148,12 +148,15 @@ class RequestContextMiddleware:
                 # proxied response may carry the (same) request id, never sent twice,
                 # and its upstream's traceparent, which this hop's replaces: the trace
                 # id a client finds its trace by, with this service's span.
-                headers = [
-                    header
-                    for header in message.get("headers", ())
-                    if header[0].lower() != _TRACEPARENT
-                ]
-                if not any(name.lower() == _X_REQUEST_ID for name, _ in headers):
+                headers = []
+                has_request_id = False
+                for header in message.get("headers", ()):
+                    name = header[0].lower()
+                    if name == _TRACEPARENT:
+                        continue
+                    has_request_id = has_request_id or name == _X_REQUEST_ID
+                    headers.append(header)
+                if not has_request_id:
                     headers.append(request_id_header)
                 headers.append((_TRACEPARENT, ctx.traceparent.encode("ascii")))
                 message["headers"] = headers
