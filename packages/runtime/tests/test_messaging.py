@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from tessera_runtime.messaging import NatsConnection, NatsSettings, NatsTiming
 from tessera_runtime.server import ServerSettings
 from tessera_runtime.tasks import cancel_and_wait, finish_within
-from tessera_stack.testing import NatsServer, WaitUntil
+from tessera_stack.testing import NatsServer, WaitUntil, process_state
 
 FAST = NatsTiming(
     connect_timeout_s=0.5, reconnect_wait_s=0.05, jetstream_timeout_s=1.0, drain_timeout_s=1.0
@@ -43,12 +42,6 @@ async def make_connection(nats_url: str) -> AsyncIterator[MakeConnection]:
 
 def other_tasks() -> set[asyncio.Task[Any]]:
     return asyncio.all_tasks() - {asyncio.current_task()}
-
-
-def _process_state(pid: int) -> str:
-    """The process's state letter in /proc (`T`: stopped by a signal)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0]
 
 
 async def connected(connection: NatsConnection, wait_until: WaitUntil) -> None:
@@ -276,7 +269,7 @@ class TestClose:
         try:
             # The signal takes effect asynchronously: until the server is stopped,
             # it could still answer the flush's PING from its other core.
-            await wait_until(lambda: _true(_process_state(pid) == "T"), what="NATS stopped")
+            await wait_until(lambda: _true(process_state(pid) == "T"), what="NATS stopped")
             started = time.monotonic()
             await connection.close()
             elapsed = time.monotonic() - started

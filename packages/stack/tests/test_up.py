@@ -18,6 +18,7 @@ from typing import IO
 import asyncpg
 import httpx
 from tessera_stack.process import free_port
+from tessera_stack.testing import process_state
 
 READY_LINE = "Press Ctrl-C to stop."
 SERVICES = ("gateway", "catalog", "inference")
@@ -95,11 +96,7 @@ def service_pids(parent: int) -> dict[str, int]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
+    return process_state(pid) not in (None, "Z")
 
 
 def wait_exited(pids: Iterable[int], timeout_s: float) -> list[int]:

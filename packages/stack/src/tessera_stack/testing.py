@@ -31,6 +31,8 @@ create bodies), `assert_problem`, `assert_problem_body` and `error_locs`, and:
 - `answers_until(url, done, within_s=...)` with `status_is(status)`: GET an
   endpoint again until its answer is the awaited one (a synchronous test's
   `wait_until`).
+- `process_state(pid)`: the process's state letter from `/proc` (`T` stopped by
+  a signal, `Z` a zombie), or None once it is gone.
 
 And a helper (not a fixture): `running_service(command, env=..., log=...)` runs a
 service's command (`[sys.executable, "-m", "tessera_catalog"]`) on a free port,
@@ -287,6 +289,16 @@ async def _wait_until(
 def wait_until() -> WaitUntil:
     """`await wait_until(async_predicate, timeout_s=10, what="...")`: poll until true, else fail."""
     return _wait_until
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of process `pid` in /proc/<pid>/stat, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name, in parentheses, may itself contain ") ": split after the last.
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def answers_until(
