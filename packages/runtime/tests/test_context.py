@@ -124,6 +124,7 @@ class TestTraceparent:
     def test_future_version_is_parsed_ignoring_extra_fields(self) -> None:
         assert parse_traceparent(f"01-{INCOMING_TRACE}-{INCOMING_PARENT}-03-what-ever") == (
             INCOMING_TRACE,
+            INCOMING_PARENT,
             "01",  # only the sampled bit is passed on
         )
 

@@ -5,6 +5,7 @@ In a service's ``create_app``::
     configure_logging("catalog", settings.log_level,      # JSON lines on stdout
                       flush_interval_s=settings.log_flush_interval_s)
     configure_error_tracking("catalog", __version__, settings.sentry_dsn)  # Sentry, if set
+    configure_tracing("catalog", __version__)              # OpenTelemetry, if OTEL_*/TESSERA_TRACE_DIR
     registry = CollectorRegistry()
     metrics = CatalogMetrics(registry)                     # the service's own
     app = create_service_app(
@@ -18,7 +19,12 @@ In a service's ``create_app``::
   (title = class name, ``detail`` = message). Document them on routes with
   ``responses=problem_responses(404, 409)`` or ``PROBLEM_RESPONSES``.
 * Context: ``outgoing_headers()`` gives ``X-Request-ID`` and ``traceparent`` for
-  httpx and NATS calls; a NATS handler runs ``with bind_context(msg.headers):``.
+  httpx calls; NATS messages go through :mod:`tessera_runtime.nats_tracing`
+  (``request``, ``publish``, and ``with consume(msg):`` in a handler), which adds them.
+* Traces: ``configure_tracing`` turns OpenTelemetry on when a collector
+  (``OTEL_EXPORTER_OTLP_ENDPOINT``) or a span directory (``TESSERA_TRACE_DIR``) is
+  set; ``tracing.span(...)`` records a span of the service's own
+  (:mod:`tessera_runtime.tracing`).
 * Metrics: create the registry, register the service's own metrics in it and
   pass it as ``registry=``; ``/metrics`` exports it (``app.state.metrics_registry``).
 * Middleware: ``middleware=[Middleware(...)]`` runs inside the request context.
@@ -58,6 +64,7 @@ from tessera_runtime.problems import (
     problem_response,
     status_title,
 )
+from tessera_runtime.tracing import configure_tracing
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -72,6 +79,7 @@ __all__ = [
     "bind_context",
     "configure_error_tracking",
     "configure_logging",
+    "configure_tracing",
     "create_service_app",
     "error_problem",
     "install_problem_handlers",

@@ -38,6 +38,7 @@ from tessera_runtime.metrics import HttpMetrics, metrics_endpoint
 from tessera_runtime.middleware import RequestContextMiddleware, RouteTemplates
 from tessera_runtime.openapi import operation_openapi, problem_openapi
 from tessera_runtime.problems import UnhandledErrorMiddleware, install_problem_handlers
+from tessera_runtime.tracing import flush_tracing
 
 __all__ = ["Lifespan", "create_service_app"]
 
@@ -72,6 +73,8 @@ def _service_lifespan(
             # The probe port's heartbeat and readiness run on the service's open
             # resources, and stop before they close.
             await stack.enter_async_context(publish_probes(app, state or {}))
+            # Last out: the spans of the final requests and of the shutdown itself.
+            stack.callback(flush_tracing)
             try:
                 yield state
             finally:
@@ -156,7 +159,7 @@ def create_service_app(
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     app.add_middleware(
         RequestContextMiddleware,
-        metrics=HttpMetrics(registry),
+        metrics=HttpMetrics(registry, service=service or title, router=app.router),
         route_templates=RouteTemplates(app.router),
         quiet_routes=_QUIET_ROUTES,
     )

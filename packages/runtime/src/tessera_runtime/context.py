@@ -5,9 +5,10 @@ NATS handlers bind one from the message headers with :func:`bind_context`.
 Code anywhere below reads it back with :func:`request_id` (logging does) or
 :func:`outgoing_headers` (clients calling other services do).
 
-No tracer records spans here: we only keep the trace id flowing and give each
-service hop its own span id, so that a real tracer can be added later without
-changing any caller.
+No tracer records spans here: with tracing off this keeps the trace id flowing
+and gives each service hop its own span id. With tracing on,
+:mod:`tessera_runtime.tracing` binds contexts whose span id is that of the
+OpenTelemetry span being recorded, so the callers here do not change.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ _REQUEST_ID_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
 _TRACEPARENT_RE = re.compile(
     r"(?!ff)[0-9a-f]{2}"  # version
     r"-(?!0{32})([0-9a-f]{32})"  # trace-id
-    r"-(?!0{16})[0-9a-f]{16}"  # parent-id
+    r"-(?!0{16})([0-9a-f]{16})"  # parent-id
     r"-[0-9a-f]([0-9a-f])"  # trace-flags; the sampled bit is in the second digit
 )
 _SAMPLED_DIGITS = frozenset("13579bdf")
-# A trace this service starts is not recorded by any tracer, so it is not
+# A trace this service starts while tracing is off is not recorded, so it is not
 # marked sampled; an incoming decision is passed on unchanged.
 _NEW_TRACE_FLAGS = "00"
 
@@ -119,8 +120,8 @@ def sane_request_id(value: str | None) -> str | None:
     return None
 
 
-def parse_traceparent(value: str | None) -> tuple[str, str] | None:
-    """``(trace_id, trace_flags)`` of a valid ``traceparent`` header, else None."""
+def parse_traceparent(value: str | None) -> tuple[str, str, str] | None:
+    """``(trace_id, parent_id, trace_flags)`` of a valid ``traceparent`` header, else None."""
     if value is None:
         return None
     match = _TRACEPARENT_RE.match(value)
@@ -131,7 +132,7 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     if end != len(value) and (value.startswith("00") or value[end] != "-"):
         return None
     # Only the sampled bit is defined; pass on nothing we do not understand.
-    return match[1], "01" if match[2] in _SAMPLED_DIGITS else "00"
+    return match[1], match[2], "01" if match[3] in _SAMPLED_DIGITS else "00"
 
 
 def new_context(request_id: str | None = None, traceparent: str | None = None) -> RequestContext:
@@ -150,7 +151,7 @@ def new_context(request_id: str | None = None, traceparent: str | None = None) -
     if parsed is None:
         trace_id, flags = new_trace, _NEW_TRACE_FLAGS
     else:
-        trace_id, flags = parsed
+        trace_id, _, flags = parsed
     return RequestContext(rid, trace_id, span_id, flags)
 
 

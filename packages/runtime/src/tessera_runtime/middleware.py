@@ -20,7 +20,8 @@ from collections.abc import Callable, Collection
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tessera_runtime.context import _reset, _set, new_context
+from tessera_runtime import tracing
+from tessera_runtime.context import _reset, _set, new_context, new_request_id, sane_request_id
 from tessera_runtime.logs import AccessLog
 from tessera_runtime.metrics import UNMATCHED_ROUTE, HttpMetrics
 
@@ -106,7 +107,8 @@ class RouteTemplates:
 
 class RequestContextMiddleware:
     """Binds the request context, echoes ``X-Request-ID``, answers with this hop's
-    ``traceparent``, records metrics and logs the request."""
+    ``traceparent``, records metrics, logs the request and, with tracing on,
+    records its server span."""
 
     def __init__(
         self,
@@ -136,7 +138,21 @@ class RequestContextMiddleware:
                 incoming_id = value.decode("latin-1")
             elif name == _TRACEPARENT:
                 incoming_traceparent = value.decode("latin-1")
-        ctx = new_context(incoming_id, incoming_traceparent)
+        tracer = tracing.tracer()
+        server_span: tracing.ServerSpan | None = None
+        # Probes and scrapes are not traced: every few seconds, they would bury
+        # the traces of requests.
+        if tracer is None or scope["path"] in self.quiet_routes:
+            ctx = new_context(incoming_id, incoming_traceparent)
+        else:
+            server_span = tracing.ServerSpan(
+                tracer,
+                scope["method"],
+                scope["path"],
+                sane_request_id(incoming_id) or new_request_id(),
+                incoming_traceparent,
+            )
+            ctx = server_span.context
         request_id_header = (_X_REQUEST_ID, ctx.request_id.encode("ascii"))
         status = 0
 
@@ -179,6 +195,8 @@ class RequestContextMiddleware:
             route = self.route_template(scope)
             self.metrics.observe(scope["method"], route, status, duration)
             self._log(scope, route, status, duration)
+            if server_span is not None:
+                server_span.end(route, status)
             _reset(token)
 
     def _log(self, scope: Scope, route: str, status: int, duration: float) -> None:

@@ -21,6 +21,7 @@ from tessera_contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from tessera_runtime.context import request_id
 from tessera_runtime.error_tracking import capture_error
 from tessera_runtime.middleware import matched_template
+from tessera_runtime.tracing import record_error
 
 __all__ = [
     "ServiceError",
@@ -266,7 +267,9 @@ def error_problem(
             # The service did not say what went wrong more precisely: treat it as a bug.
             logger.error("%s: %s", problem.title, problem.detail, exc_info=exc)
             capture_error(exc, where=where, route=route)
+            record_error(exc)
         elif exc.status_code > 500:
+            record_error(exc)
             # The cause (the library error it was translated from) says what broke.
             cause = exc.__cause__
             logger.warning(
@@ -281,6 +284,7 @@ def error_problem(
         return Problem.from_validation_error(exc, instance=instance)
     logger.error("unhandled %s in %s", type(exc).__name__, where, exc_info=exc)
     capture_error(exc, where=where, route=route)
+    record_error(exc)
     rid = request_id()
     return Problem(
         title=status_title(500),

@@ -18,6 +18,7 @@ from tessera_runtime import (
     ReadinessCheck,
     configure_error_tracking,
     configure_logging,
+    configure_tracing,
     create_service_app,
     problem_response,
 )
@@ -26,6 +27,7 @@ from tessera_runtime.messaging import NatsConnection
 from tessera_catalog import __version__
 from tessera_catalog.api import ROUTERS
 from tessera_catalog.db.migrate import is_applied, load_migrations
+from tessera_catalog.db.query_spans import trace_queries
 from tessera_catalog.db.records import Pool, acquire, ping
 from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.domain.inventory import Inventories
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging("catalog", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
     configure_error_tracking("catalog", __version__, settings.sentry_dsn)
+    configure_tracing("catalog", __version__)
     current_pool: list[Pool] = []
     # One registry per app, created here so the service's metrics exist before it runs.
     registry = CollectorRegistry()
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             reset=_keep_session,
+            init=trace_queries,
             server_settings={
                 "application_name": "tessera-catalog",
                 "statement_timeout": str(int(settings.statement_timeout_s * 1000)),

@@ -21,6 +21,7 @@ from tessera_runtime import (
     ACCESS_LOGGER,
     configure_error_tracking,
     configure_logging,
+    configure_tracing,
     create_service_app,
 )
 
@@ -178,6 +179,7 @@ def create_app(
     settings = settings or Settings()
     configure_logging("gateway", settings.log_level, flush_interval_s=settings.log_flush_interval_s)
     configure_error_tracking("gateway", __version__, settings.sentry_dsn)
+    configure_tracing("gateway", __version__)
     if not settings.access_log:
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
 

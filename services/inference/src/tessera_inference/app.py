@@ -17,6 +17,7 @@ from tessera_runtime import (
     ReadinessCheck,
     configure_error_tracking,
     configure_logging,
+    configure_tracing,
     create_service_app,
 )
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "inference", settings.log_level, flush_interval_s=settings.log_flush_interval_s
     )
     configure_error_tracking("inference", __version__, settings.sentry_dsn)
+    configure_tracing("inference", __version__)
     # One registry per app, created here so the service's metrics exist before it runs.
     metrics_registry = CollectorRegistry()
     metrics = InferenceMetrics(metrics_registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tessera_contracts import v1
-from tessera_runtime.context import outgoing_headers
+from tessera_runtime import nats_tracing
 from tessera_runtime.messaging import NatsConnection
 
 
@@ -24,11 +24,12 @@ class InferenceClient:
             # Fail now rather than let nats-py buffer the request until a reconnect.
             raise InferenceUnavailable("NATS is not connected")
         request = v1.PredictionRequest(features=list(features))
-        reply = await self.nats.client.request(
+        # X-Request-ID and traceparent go along, so inference logs the same request
+        # id and its span is a child of this one.
+        reply = await nats_tracing.request(
+            self.nats.client,
             v1.PREDICT.name,
             v1.PREDICT.encode_request(request),
             timeout=self.timeout_s,
-            # X-Request-ID and traceparent, so inference logs the same request id.
-            headers=outgoing_headers() or None,
         )
         return v1.PREDICT.decode_reply(reply.data, reply.headers)

@@ -16,7 +16,8 @@ from typing import Final
 
 from starlette.types import Receive, Scope, Send
 from tessera_contracts.operations import Retry
-from tessera_runtime import outgoing_headers
+from tessera_runtime import request_id
+from tessera_runtime.context import REQUEST_ID_HEADER
 
 from tessera_gateway.clients.http import EXCHANGE_ERRORS, RawHeaders
 from tessera_gateway.clients.upstream import Reply, Upstream
@@ -186,7 +187,8 @@ def _upstream_headers(scope: Scope) -> list[tuple[str, str]]:
         for name, value in scope["headers"]
         if name not in _DROPPED_REQUEST_HEADERS
     ]
-    headers.extend(outgoing_headers().items())
+    # The traceparent is the attempt's own (added by `Upstream`, per attempt).
+    headers.append((REQUEST_ID_HEADER, request_id() or ""))
     return headers
 
 

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from tessera_runtime import tracing
+from tessera_runtime.context import TRACEPARENT_HEADER, current_context
+
 from tessera_gateway.clients.http import (
     CONNECT_ERRORS,
     EXCHANGE_ERRORS,
@@ -159,7 +162,9 @@ class Upstream:
         while True:
             if not self.breaker.allow():
                 raise self._circuit_open()
-            failure, repeat_when = await self._attempt(method, target, headers, body, deadline)
+            failure, repeat_when = await self._attempt(
+                method, target, headers, body, deadline, attempt
+            )
             if isinstance(failure, Reply):
                 return failure
             repeat = repeat_when == "always" or (repeat_when == "idempotent" and retryable)
@@ -176,9 +181,38 @@ class Upstream:
             await asyncio.sleep(delay)
 
     async def _attempt(
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes | None,
+        deadline: float,
+        attempt: int,
+    ) -> tuple[Reply | GatewayError, _Repeat]:
+        """One attempt, in a client span of its own when tracing is on; the upstream
+        gets the attempt's ``traceparent``, so its server span is the attempt's child."""
+        if tracing.tracer() is None:
+            return await self._exchange(method, target, _traced(headers), body, deadline)
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "server.address": self.name,
+            "url.path": target.partition("?")[0],
+            "http.request.resend_count": attempt - 1,
+        }
+        with tracing.span(method, kind=tracing.SpanKind.CLIENT, attributes=attributes) as span:
+            outcome = await self._exchange(method, target, _traced(headers), body, deadline)
+            if span is not None:
+                result = outcome[0]
+                if isinstance(result, Reply):
+                    span.set_attribute("http.response.status_code", result.status)
+                else:
+                    span.set_status(tracing.Status(tracing.StatusCode.ERROR, str(result)))
+            return outcome
+
+    async def _exchange(
         self, method: str, target: str, headers: Headers, body: bytes | None, deadline: float
     ) -> tuple[Reply | GatewayError, _Repeat]:
-        """One attempt: a reply to relay, or the error it would be and when another
+        """One exchange: a reply to relay, or the error it would be and when another
         attempt may follow ("always" when the request never reached the upstream)."""
         name = self.name
         client = self._client
@@ -257,6 +291,14 @@ class Upstream:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def _traced(headers: Headers) -> Headers:
+    """``headers`` and the ``traceparent`` of the current context (the attempt's span)."""
+    context = current_context()
+    if context is None:
+        return headers
+    return [*headers, (TRACEPARENT_HEADER, context.traceparent)]
 
 
 def _header(headers: RawHeaders, name: bytes) -> str | None:

@@ -21,8 +21,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from tessera_contracts import PROBLEM_HEADERS
 from tessera_contracts.v1.subjects import PREDICT
-from tessera_runtime import ACCESS_LOGGER, AccessLog, error_problem
-from tessera_runtime.context import REQUEST_ID_HEADER, bind_context
+from tessera_runtime import ACCESS_LOGGER, AccessLog, error_problem, nats_tracing
+from tessera_runtime.context import REQUEST_ID_HEADER
 from tessera_runtime.messaging import NatsConnection
 from tessera_runtime.tasks import cancel_and_wait, finish_within
 
@@ -81,7 +81,7 @@ class PredictWorker:
         self._slots.release()
 
     async def _handle(self, msg: Msg) -> None:
-        with bind_context(msg.headers) as context:
+        with nats_tracing.consume(msg, consumer_group=self._settings.nats_queue) as context:
             if not msg.reply:
                 logger.warning("predict request without a reply subject dropped")
                 return

@@ -1,0 +1,118 @@
+"""NATS publish, request-reply and consume with the trace context in the headers.
+
+nats.py has no tracing hooks, so every service sends and takes its messages
+through these three functions: each carries ``X-Request-ID`` and ``traceparent``
+(W3C) in the message headers and, with tracing on, records the span the
+OpenTelemetry messaging conventions describe:
+
+* :func:`request`: a ``send <subject>`` CLIENT span around a request-reply (the
+  caller waits for the answer, so the span is the whole exchange);
+* :func:`publish`: a ``publish <subject>`` PRODUCER span around a JetStream
+  publish, optionally linked to the spans that caused the message (the outbox
+  relay links each event to the request that wrote it);
+* :func:`consume`: a ``process <subject>`` CONSUMER span, child of the sender's
+  span, around the handling of a message, with the request context bound.
+
+With tracing off they only add the headers and bind the context, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Link
+
+from tessera_runtime import tracing
+from tessera_runtime.context import (
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    RequestContext,
+    _header,
+    bind_context,
+    current_context,
+    outgoing_headers,
+    sane_request_id,
+)
+
+__all__ = ["consume", "publish", "request"]
+
+_SYSTEM = "nats"
+
+
+def _attributes(subject: str, operation: str, kind: str, size: int) -> dict[str, str | int]:
+    return {
+        "messaging.system": _SYSTEM,
+        "messaging.destination.name": subject,
+        "messaging.operation.name": operation,
+        "messaging.operation.type": kind,
+        "messaging.message.body.size": size,
+    }
+
+
+async def request(
+    client: Client,
+    subject: str,
+    payload: bytes,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> Msg:
+    """Request-reply on ``subject`` with the current context (and ``headers``) sent along."""
+    with tracing.span(
+        f"send {subject}",
+        kind=tracing.SpanKind.CLIENT,
+        attributes=_attributes(subject, "request", "send", len(payload)),
+    ):
+        sent = {**outgoing_headers(), **(headers or {})}
+        return await client.request(subject, payload, timeout=timeout, headers=sent or None)
+
+
+async def publish(
+    jetstream: JetStreamContext,
+    subject: str,
+    payload: bytes,
+    *,
+    headers: Mapping[str, str],
+    links: Sequence[Link] = (),
+    timeout: float | None = None,
+) -> PubAck:
+    """Publish to a JetStream stream; ``headers`` are sent as they are (an outbox
+    row's stored headers keep the writer's context), ``links`` go on the span."""
+    with tracing.span(
+        f"publish {subject}",
+        kind=tracing.SpanKind.PRODUCER,
+        attributes=_attributes(subject, "publish", "send", len(payload)),
+        links=links,
+    ):
+        return await jetstream.publish(subject, payload, timeout=timeout, headers=dict(headers))
+
+
+@contextmanager
+def consume(msg: Msg, *, consumer_group: str | None = None) -> Iterator[RequestContext]:
+    """Bind the context a message carries and, with tracing on, record its processing."""
+    headers = msg.headers or {}
+    if tracing.tracer() is None:
+        with bind_context(headers) as bound:
+            yield bound
+        return
+    attributes = _attributes(msg.subject, "process", "process", len(msg.data))
+    if consumer_group is not None:
+        attributes["messaging.consumer.group.name"] = consumer_group
+    with tracing.span(
+        f"process {msg.subject}",
+        kind=tracing.SpanKind.CONSUMER,
+        attributes=attributes,
+        # No valid traceparent: a new trace, never the span of whatever ran before.
+        parent=tracing.remote_parent(_header(headers, TRACEPARENT_HEADER))
+        or otel_context.Context(),
+        request_id=sane_request_id(_header(headers, REQUEST_ID_HEADER)),
+    ):
+        traced = current_context()
+        assert traced is not None  # bound by tracing.span
+        yield traced

@@ -1,0 +1,64 @@
+"""A span per PostgreSQL query, from asyncpg's query logger.
+
+asyncpg has no tracing hooks, but each connection takes query loggers
+(``Connection.add_query_logger``): after every query it schedules the logger
+with the query text, its duration and its error, in a copy of the caller's
+context, so the current span is the one that ran the query. The span is made
+then, with the start moved back by the measured duration: its length is exact,
+and its place on the timeline may be late by the time until the event loop ran
+the logger (the rest of the loop iteration). This is the explicit alternative to
+the asyncpg instrumentation, which wraps asyncpg's connection methods in place.
+
+Queries outside a recorded span (the outbox relay's polling, migrations) make
+no span: they belong to no request, and would each start a trace of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asyncpg import Connection
+from asyncpg.connection import LoggedQuery
+from opentelemetry import trace
+from tessera_runtime import tracing
+
+__all__ = ["trace_queries"]
+
+
+async def trace_queries(connection: Connection[Any]) -> None:
+    """Pool ``init`` hook: record this connection's queries as spans while tracing is on."""
+    if tracing.tracer() is not None:
+        connection.add_query_logger(_record)
+
+
+def _record(query: LoggedQuery) -> None:
+    tracer = tracing.tracer()
+    if tracer is None or not trace.get_current_span().is_recording():
+        return
+    end_ns = time.time_ns()
+    text = query.query.strip()
+    operation = text.split(None, 1)[0].upper() if text else "QUERY"
+    params = query.conn_params
+    database = getattr(params, "database", None) or ""
+    attributes: dict[str, str | int] = {
+        "db.system.name": "postgresql",
+        "db.namespace": database,
+        "db.operation.name": operation,
+        # Parameterised text only: the values are never in it.
+        "db.query.text": text,
+    }
+    address = query.conn_addr
+    if isinstance(address, tuple) and len(address) >= 2:
+        attributes["server.address"] = str(address[0])
+        attributes["server.port"] = int(address[1])
+    span = tracer.start_span(
+        f"{operation} {database}".strip(),
+        kind=tracing.SpanKind.CLIENT,
+        attributes=attributes,
+        start_time=end_ns - int(query.elapsed * 1e9),
+    )
+    if query.exception is not None:
+        span.set_attribute("error.type", type(query.exception).__name__)
+        tracing.record_error(query.exception, span)
+    span.end(end_time=end_ns)
