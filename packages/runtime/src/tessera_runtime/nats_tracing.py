@@ -11,7 +11,10 @@ OpenTelemetry messaging conventions describe:
   publish, optionally linked to the spans that caused the message (the outbox
   relay links each event to the request that wrote it);
 * :func:`consume`: a ``process <subject>`` CONSUMER span, child of the sender's
-  span, around the handling of a message, with the request context bound.
+  span, around the handling of a message, with the request context bound;
+* :func:`start_delivery`: a ``process <subject>`` CONSUMER span for handing a
+  stream's message on (the gateway's SSE), child of the current span and linked
+  to the message's creation context (the request that wrote the event).
 
 With tracing off they only add the headers and bind the context, as before.
 """
@@ -26,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, Span
 
 from tessera_runtime import tracing
 from tessera_runtime.context import (
@@ -40,7 +43,7 @@ from tessera_runtime.context import (
     sane_request_id,
 )
 
-__all__ = ["consume", "publish", "request"]
+__all__ = ["consume", "publish", "request", "start_delivery"]
 
 _SYSTEM = "nats"
 
@@ -116,3 +119,21 @@ def consume(msg: Msg, *, consumer_group: str | None = None) -> Iterator[RequestC
         traced = current_context()
         assert traced is not None  # bound by tracing.span
         yield traced
+
+
+def start_delivery(msg: Msg) -> Span | None:
+    """Start the span of handing ``msg`` on; the caller ends it (None with tracing off).
+
+    Not made current: the caller is an async generator that yields while the
+    span is open, and a context attached across a ``yield`` leaks into its consumer.
+    """
+    tracer = tracing.tracer()
+    if tracer is None:
+        return None
+    link = tracing.link_to(_header(msg.headers or {}, TRACEPARENT_HEADER))
+    return tracer.start_span(
+        f"process {msg.subject}",
+        kind=tracing.SpanKind.CONSUMER,
+        attributes=_attributes(msg.subject, "process", "process", len(msg.data)),
+        links=[link] if link is not None else [],
+    )

@@ -90,7 +90,9 @@ def configure_tracing(service: str, version: str, environ: Mapping[str, str] = o
     Args:
         service: ``service.name`` of the spans (``gateway``, ``catalog``, ``inference``).
         version: ``service.version`` of the spans.
-        environ: where the ``OTEL_*`` and ``TESSERA_TRACE_DIR`` settings are read.
+        environ: where the switches, the endpoint, the sampler and ``TESSERA_TRACE_DIR``
+            are read (the exporter reads its other ``OTEL_EXPORTER_OTLP_*``
+            settings from the process environment itself).
 
     Returns:
         Whether tracing is on. A second call replaces the first one's tracer
@@ -124,20 +126,29 @@ def _exporters(service: str, environ: Mapping[str, str]) -> list[SpanExporter]:
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
         return []
     exporters: list[SpanExporter] = []
-    if environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    ):
+    endpoint = _traces_endpoint(environ)
+    if endpoint:
         # Imported here: it pulls in requests and protobuf, which an untraced
         # service never needs.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporters.append(OTLPSpanExporter())
+        exporters.append(OTLPSpanExporter(endpoint=endpoint))
     trace_dir = environ.get(TRACE_DIR_VARIABLE)
     if trace_dir:
         from tessera_runtime.span_store import SpanFileExporter
 
         exporters.append(SpanFileExporter(Path(trace_dir), service))
     return exporters
+
+
+def _traces_endpoint(environ: Mapping[str, str]) -> str | None:
+    """The URL spans are posted to, as the OTLP exporter specification derives it:
+    the signal's own variable as it is, else the base endpoint plus ``/v1/traces``."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if endpoint:
+        return endpoint
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
 def _default_sampler(environ: Mapping[str, str]) -> Sampler:

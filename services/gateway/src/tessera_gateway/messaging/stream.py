@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sse_starlette import ServerSentEvent
 from tessera_contracts import v1
+from tessera_runtime import nats_tracing
 from tessera_runtime.messaging import NATS_ERRORS
 
 from tessera_gateway.clients.resilience import backoff_s
@@ -140,7 +141,13 @@ async def event_stream(
                     subscription = None
                     break
                 expected = sequence.consumer + 1
-                yield _event(msg)
+                # Until the client's socket took it; linked to the request that wrote it.
+                delivery = nats_tracing.start_delivery(msg)
+                try:
+                    yield _event(msg)
+                finally:
+                    if delivery is not None:
+                        delivery.end()
                 last = sequence.stream
         # Shutting down: the generator ends, so the response is completed (the final
         # chunk) instead of cut off; an EventSource reconnects after `retry` ms.
