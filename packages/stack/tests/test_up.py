@@ -54,9 +54,18 @@ def _up_command(data_dir: Path, ports: dict[str, int]) -> list[str]:
     ]  # fmt: skip
 
 
+_NOT_INHERITED = (
+    # Force the embedded servers, whatever the developer's shell points at...
+    "DATABASE_URL",
+    "NATS_URL",
+    # ...and spans kept on disk rather than sent to the shell's collector.
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
 def _env() -> dict[str, str]:
-    # Force the embedded servers, whatever the developer's shell points at.
-    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
 
 
 def _start_up(
@@ -135,6 +144,11 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         urls = out.lines[out.lines.index("tessera is up:") + 1 :]
         assert urls[0].split()[:3] == ["API", "docs", f"http://127.0.0.1:{ports['gateway']}/docs"]
         assert re.search(r"^catalog   \| ", out.text, re.M)  # service logs, prefixed
+        # No collector configured: the services keep their spans in the data dir.
+        traces = data_dir / "traces"
+        hint = f"  traces     uv run tessera trace --last --data-dir {data_dir}   (spans kept in {traces})"
+        assert hint in out.lines
+        assert traces.is_dir()
 
         async with httpx.AsyncClient() as client:
             for port in ports.values():
@@ -185,6 +199,9 @@ async def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(
         assert find_processes(str(data_dir / "postgres"))
         services = service_pids(up.pid)
         assert sorted(services) == sorted(ports)
+        for pid in services.values():
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert f"TESSERA_TRACE_DIR={traces}".encode() in environ
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
         out.join()

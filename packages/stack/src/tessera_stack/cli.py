@@ -4,12 +4,14 @@ tessera up        PostgreSQL + NATS (external when DATABASE_URL / NATS_URL
                   answer, else embedded), migrations, demo data, services
 tessera migrate   apply the catalog migrations to --database-url
 tessera seed      load the demo data into an empty catalog database
+tessera trace     the waterfall of one trace the services of `tessera up` kept
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,13 +19,26 @@ from pathlib import Path
 import asyncpg
 
 from tessera_stack.local.console import say, warn
-from tessera_stack.local.runner import UpOptions, up
+from tessera_stack.local.runner import DEFAULT_DATA_DIR, UpOptions, up
+from tessera_stack.local.services import trace_dir
 from tessera_stack.local.supervisor import RestartPolicy
 from tessera_stack.postgres import redact
 from tessera_stack.process import run_sync
+from tessera_stack.trace_view import show_trace
 
 DEFAULT_PORTS = {"gateway": 8000, "catalog": 8001, "inference": 8002}
 _DATABASE_ENV = ("DATABASE_URL", "CATALOG_DATABASE_URL")
+# The waterfall's width when stdout is not a terminal (a pipe, a file).
+_DEFAULT_COLUMNS = 120
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"{help_text} (default: {DEFAULT_DATA_DIR})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,12 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(NATS_URL likewise), apply migrations and demo data, and run the services."
         ),
     )
-    run.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".tessera"),
-        help="embedded servers' data, kept between runs (default: .tessera)",
-    )
+    _add_data_dir(run, "embedded servers' data and the services' spans, kept between runs")
     run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
     for name, port in DEFAULT_PORTS.items():
         run.add_argument(
@@ -80,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{help_text} (default: {default:g})",
         )
 
+    trace = commands.add_parser(
+        "trace",
+        help="print one trace of a local run as a waterfall",
+        description=(
+            "Print the spans of one trace, across the services, as a waterfall: those "
+            "`tessera up` keeps under <data-dir>/traces when no OTLP endpoint is set."
+        ),
+    )
+    wanted = trace.add_mutually_exclusive_group(required=True)
+    wanted.add_argument(
+        "id",
+        nargs="?",
+        metavar="TRACE_ID|REQUEST_ID",
+        help="a trace id (32 hex digits, or a whole traceparent) or an X-Request-ID",
+    )
+    wanted.add_argument("--last", action="store_true", help="the trace whose root span ended last")
+    _add_data_dir(trace, "the data directory of `tessera up`")
+
     for name, help_text in (
         ("migrate", "apply the catalog's pending migrations"),
         ("seed", "load the demo data into an empty catalog database"),
@@ -113,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ready_timeout_s=args.ready_timeout,
                 ),
             )
+        )
+    if args.command == "trace":
+        columns = shutil.get_terminal_size((_DEFAULT_COLUMNS, 24)).columns
+        return show_trace(
+            trace_dir(args.data_dir), args.id, columns=columns, color=sys.stdout.isatty()
         )
     database_url = args.database_url or next(
         (os.environ[name] for name in _DATABASE_ENV if os.environ.get(name)), None

@@ -33,9 +33,11 @@ from tessera_stack.local.services import (
     ServiceFailed,
     ServiceProcess,
     local_api_key,
+    otlp_endpoint,
     port_in_use,
     service_environment,
     stop_services,
+    trace_dir,
     uvicorn_command,
     wait_ready,
 )
@@ -45,6 +47,7 @@ from tessera_stack.postgres import EmbeddedPostgres, create_database, redact, re
 from tessera_stack.process import ServerError, run_sync
 
 LOCK_FILE = "tessera.lock"
+DEFAULT_DATA_DIR = Path(".tessera")
 EMBEDDED_DATABASE = "tessera"
 
 
@@ -199,7 +202,13 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
     database_url = _start_postgres(options, stack)
     prepare_database(database_url)
     nats_url = _start_nats(options, stack)
-    local = LocalStack(options.data_dir, options.host, options.ports, database_url, nats_url)
+    # Spans go to the collector the environment names, else to disk for `tessera trace`.
+    collector = otlp_endpoint(os.environ)
+    spans = None if collector else trace_dir(options.data_dir)
+    if spans is not None:
+        # Made now, so that `tessera trace` before the first request says "no spans yet".
+        spans.mkdir(exist_ok=True)
+    local = LocalStack(options.data_dir, options.host, options.ports, database_url, nats_url, spans)
     services = _start_services(local, stack)
     wait_ready(services, options.ready_timeout_s)
     gateway = local.url("gateway")
@@ -213,8 +222,19 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
     say(
         f'  try        curl -H "Authorization: Bearer $(cat {_shown(api_key.path)})" {gateway}/v1/products?limit=2'
     )
+    if spans is None:
+        say(f"  traces     exported over OTLP to {collector}")
+    else:
+        say(f"  traces     {_trace_hint(options.data_dir)}   (spans kept in {_shown(spans)})")
     say("Press Ctrl-C to stop.")
     supervise(services, options.restart)
+
+
+def _trace_hint(data_dir: Path) -> str:
+    """The command that shows the latest trace of a run with data directory `data_dir`."""
+    if data_dir == DEFAULT_DATA_DIR.resolve():
+        return "uv run tessera trace --last"
+    return f"uv run tessera trace --last --data-dir {_shown(data_dir)}"
 
 
 def up(options: UpOptions) -> int:

@@ -29,6 +29,10 @@ _NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
 GRACEFUL_SHUTDOWN_S = 5
 # ...and we SIGKILL a service that is still running after this.
 STOP_TIMEOUT_S = 10.0
+# The services keep their spans under this directory (tessera_runtime.span_store)...
+TRACE_DIR_ENV = "TESSERA_TRACE_DIR"
+# ...unless one of these sends them to an OpenTelemetry collector instead.
+OTLP_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 class ServiceFailed(RuntimeError):
@@ -45,6 +49,8 @@ class LocalStack:
     """Port of each service, by name."""
     database_url: str
     nats_url: str
+    trace_dir: Path | None = None
+    """Where the services keep their spans; None when they export them over OTLP."""
 
     def url(self, name: str) -> str:
         """Base URL that reaches service `name` from this machine."""
@@ -60,6 +66,17 @@ def client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def trace_dir(data_dir: Path) -> Path:
+    """Where a local run with data directory `data_dir` keeps its services' spans."""
+    return data_dir / "traces"
+
+
+def otlp_endpoint(environ: Mapping[str, str]) -> str | None:
+    """The collector the services send their spans to, if `environ` configures one."""
+    endpoints = (environ.get(name, "").strip() for name in OTLP_ENDPOINT_ENV)
+    return next((endpoint for endpoint in endpoints if endpoint), None)
+
+
 def local_api_key(stack: LocalStack) -> LocalApiKey:
     """The local run's API key (every scope), made once and kept in the data dir."""
     # Imported here: the gateway owns its key format; only a local run needs this.
@@ -73,7 +90,7 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
 
     Extend this to configure services further for local runs.
     """
-    return {
+    environments = {
         "gateway": {
             "GATEWAY_CATALOG_URL": stack.url("catalog"),
             "GATEWAY_INFERENCE_URL": stack.url("inference"),
@@ -88,6 +105,10 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
             "INFERENCE_NATS_URL": stack.nats_url,
         },
     }
+    if stack.trace_dir is not None:
+        for environment in environments.values():
+            environment[TRACE_DIR_ENV] = str(stack.trace_dir)
+    return environments
 
 
 def uvicorn_command(name: str, host: str, port: int) -> list[str]:
