@@ -7,8 +7,6 @@ no connection (that happens in the lifespan), so no server is needed.
 from __future__ import annotations
 
 import importlib
-import logging
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,28 +24,6 @@ from deploy.tests.manifests import (
     service_deployment,
 )
 from deploy.tests.service_settings import load_settings, settings_class
-
-
-@pytest.fixture
-def isolated_logging() -> Iterator[None]:
-    # create_app configures logging for the process (JSON to stdout, uvicorn's
-    # loggers rerouted); put it back so other tests see pytest's setup.
-    loggers = [
-        logging.getLogger(),
-        *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict)),
-    ]
-    saved = [(lg, lg.level, list(lg.handlers), list(lg.filters), lg.propagate) for lg in loggers]
-    try:
-        yield
-    finally:
-        for lg, level, handlers, filters, propagate in saved:
-            for handler in lg.handlers:
-                if handler not in handlers:
-                    handler.close()
-            lg.setLevel(level)
-            lg.handlers[:] = handlers
-            lg.filters[:] = filters
-            lg.propagate = propagate
 
 
 def _app(service: str, monkeypatch: pytest.MonkeyPatch) -> FastAPI:

@@ -12,6 +12,7 @@ from deploy.tests.manifests import (
     pod_labels,
     workloads,
 )
+from deploy.tests.monitoring import MONITORED_OVERLAYS, PROMETHEUS
 from deploy.tests.netpol import BOTH, Endpoint, Port, edges, ip_block_samples
 
 # What the cluster around us looks like: where DNS and the ingress controller run
@@ -24,6 +25,10 @@ INGRESS_CONTROLLER = Endpoint(
 )  # fmt: skip
 STRANGER = Endpoint("stranger", (Port(8080),), "default", {"app.kubernetes.io/name": "stranger"})
 INTERNET = Endpoint("internet", (Port(443), Port(5432), Port(4222)), ip="203.0.113.7")
+# Another pod of Prometheus' namespace (Grafana), which must not scrape.
+MONITORING_NEIGHBOUR = Endpoint(
+    "grafana", (Port(3000),), "monitoring", {"app.kubernetes.io/name": "grafana"}
+)
 # A pod added to the namespace later, which no policy names.
 NEWCOMER = Endpoint("newcomer", (Port(9000),), NAMESPACE, {"app.kubernetes.io/name": "newcomer"})
 
@@ -40,6 +45,16 @@ ALLOWED = {
     ("catalog", "nats", 4222, "TCP"),
     ("inference", "nats", 4222, "TCP"),
 }
+# With the monitoring component: Prometheus scrapes /metrics on each API port.
+SCRAPES = {
+    ("prometheus", "gateway", 8000, "TCP"),
+    ("prometheus", "catalog", 8001, "TCP"),
+    ("prometheus", "inference", 8002, "TCP"),
+}
+
+
+def _allowed(overlay: str) -> set[tuple[str, str, int, str]]:
+    return ALLOWED | (SCRAPES if overlay in MONITORED_OVERLAYS else set())
 
 
 def _pods(docs: tuple[Manifest, ...]) -> list[Endpoint]:
@@ -68,7 +83,7 @@ def _graph(
 ) -> set[tuple[str, str, int, str]]:
     policies = of_kind(docs, "NetworkPolicy")
     pods = _pods(docs)
-    outside = [DNS, INGRESS_CONTROLLER, STRANGER, INTERNET]
+    outside = [DNS, INGRESS_CONTROLLER, PROMETHEUS, MONITORING_NEIGHBOUR, STRANGER, INTERNET]
     allowed = edges(
         policies,
         sources=[*pods, NEWCOMER, *outside],
@@ -90,23 +105,29 @@ def _dns_edges(docs: tuple[Manifest, ...]) -> set[tuple[str, str, int, str]]:
     return {(pod.node, "dns", 53, protocol) for pod in pods for protocol in ("UDP", "TCP")}
 
 
-def test_traffic_follows_exactly_the_allowed_edges(docs: tuple[Manifest, ...]) -> None:
-    assert _graph(docs) == ALLOWED | _dns_edges(docs)
+def test_traffic_follows_exactly_the_allowed_edges(
+    docs: tuple[Manifest, ...], overlay: str
+) -> None:
+    assert _graph(docs) == _allowed(overlay) | _dns_edges(docs)
 
 
-def test_each_pod_admits_only_its_allowed_sources_by_itself(docs: tuple[Manifest, ...]) -> None:
+def test_each_pod_admits_only_its_allowed_sources_by_itself(
+    docs: tuple[Manifest, ...], overlay: str
+) -> None:
     # Defence in depth: a pod's own ingress policies hold even if a client's
     # egress policy were too loose (a mislabelled or compromised pod).
     ours = {pod.node for pod in _pods(docs)}
-    expected = {edge for edge in ALLOWED if edge[1] in ours}
+    expected = {edge for edge in _allowed(overlay) if edge[1] in ours}
 
     assert _graph(docs, frozenset({"Ingress"})) == expected
 
 
-def test_each_pod_reaches_only_its_allowed_targets_by_itself(docs: tuple[Manifest, ...]) -> None:
+def test_each_pod_reaches_only_its_allowed_targets_by_itself(
+    docs: tuple[Manifest, ...], overlay: str
+) -> None:
     # And a pod's own egress policies hold even if a server admitted anyone.
     ours = {pod.node for pod in _pods(docs)}
-    expected = {edge for edge in ALLOWED if edge[0] in ours} | _dns_edges(docs)
+    expected = {edge for edge in _allowed(overlay) if edge[0] in ours} | _dns_edges(docs)
 
     assert _graph(docs, frozenset({"Egress"})) == expected
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 from kubernetes_validate import utils as kubernetes_validate
 
+from deploy.tests import custom_resources
 from deploy.tests.manifests import (
     NAMESPACE,
     Manifest,
@@ -66,6 +68,8 @@ def test_overlay_passes_strict_schema_validation(docs: tuple[Manifest, ...], ver
     problems = []
     for doc in docs:
         where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if custom_resources.is_custom(doc):
+            continue  # against its CRD: test_custom_resources_pass_strict_schema_validation
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -79,6 +83,59 @@ def test_overlay_passes_strict_schema_validation(docs: tuple[Manifest, ...], ver
             problems.append(f"{where}: {error.message}")
 
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("version", validated_versions())
+def test_custom_resources_pass_strict_schema_validation(
+    docs: tuple[Manifest, ...], version: str
+) -> None:
+    problems = [
+        f"{doc['kind']}/{doc['metadata']['name']}: {problem}"
+        for doc in docs
+        if custom_resources.is_custom(doc)
+        for problem in custom_resources.problems(doc, version)
+    ]
+
+    assert not problems, "\n".join(problems)
+
+
+def _rejected(doc: Manifest) -> list[str]:
+    return custom_resources.problems(doc, kubernetes_validate.latest_version())
+
+
+def test_custom_resource_validation_rejects_what_the_api_server_would() -> None:
+    # The strict CRD check must be able to fail: an unknown field, a value outside
+    # an enum, a missing required field, and metadata that is not ObjectMeta.
+    docs = render("prod")
+    monitor = named(docs, "ServiceMonitor", "tessera")
+    rule = named(docs, "PrometheusRule", "tessera")
+    unknown = copy.deepcopy(monitor)
+    unknown["spec"]["endpoints"][0]["metricsPath"] = "/metrics"
+    bad_enum = copy.deepcopy(monitor)
+    bad_enum["spec"]["endpoints"][0]["scheme"] = "ftp"
+    unnamed = copy.deepcopy(rule)
+    del unnamed["spec"]["groups"][0]["name"]
+    bad_metadata = copy.deepcopy(rule)
+    bad_metadata["metadata"]["labels"] = {"tier": ["not", "a", "string"]}
+
+    assert not _rejected(monitor)
+    assert not _rejected(rule)
+    assert any("metricsPath" in p for p in _rejected(unknown))
+    assert any("ftp" in p for p in _rejected(bad_enum))
+    assert any("'name' is a required property" in p for p in _rejected(unnamed))
+    assert any(p.startswith("metadata.labels.tier") for p in _rejected(bad_metadata))
+
+
+def test_vendored_crds_are_the_documented_release() -> None:
+    kinds = custom_resources.custom_kinds()
+
+    assert set(kinds) == {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    }
+    assert {kind.operator_version for kind in kinds.values()} == {
+        custom_resources.PROMETHEUS_OPERATOR_VERSION
+    }
 
 
 def test_rendering_is_deterministic(overlay: str) -> None:
