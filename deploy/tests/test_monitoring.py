@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from deploy.tests.manifests import (
     NAMESPACE,
     SERVICE_PORTS,
@@ -14,7 +16,6 @@ from deploy.tests.manifests import (
     resolve_port,
     selector_matches,
     service_deployment,
-    workloads,
 )
 from deploy.tests.monitoring import (
     DASHBOARD_CONFIGMAP,
@@ -86,14 +87,9 @@ class TestScraping:
     def test_each_target_is_the_metrics_path_on_the_api_port(self) -> None:
         docs = monitored_docs()
         (endpoint,) = named(docs, "ServiceMonitor", "tessera")["spec"]["endpoints"]
-        for service in SERVICES:
-            # The endpoint's port names a port of the Service; its targetPort is the
-            # container port Prometheus connects to.
-            ports = named(docs, "Service", service)["spec"]["ports"]
-            (port,) = [p for p in ports if p["name"] == endpoint["port"]]
-            container = main_container(service_deployment(docs, service))
 
-            assert resolve_port(container, port["targetPort"]) == SERVICE_PORTS[service]
+        for service in SERVICES:
+            assert _scraped_port(docs, service)["containerPort"] == SERVICE_PORTS[service]
         # test_apps checks each app serves it there.
         assert endpoint["path"] == METRICS_PATH
 
@@ -101,18 +97,26 @@ class TestScraping:
         docs = monitored_docs()
         policies = of_kind(docs, "NetworkPolicy")
         for service in SERVICES:
-            workload = service_deployment(docs, service)
-            pod = Endpoint(service, (), NAMESPACE, pod_labels(workload))
-            port = Port(SERVICE_PORTS[service], name="http")
+            pod = Endpoint(service, (), NAMESPACE, pod_labels(service_deployment(docs, service)))
+            declared = _scraped_port(docs, service)
+            port = Port(declared["containerPort"], declared["protocol"], declared["name"])
 
+            # What else Prometheus may not reach: test_networkpolicies' graph.
             assert allowed(policies, PROMETHEUS, pod, port), service
-        # And no other workload (dev's data stores, were the component included there).
-        others = [w for w in workloads(docs) if w["metadata"]["name"] not in SERVICES]
-        for workload in others:
-            pod = Endpoint(workload["metadata"]["name"], (), NAMESPACE, pod_labels(workload))
-            for declared in main_container(workload).get("ports", []):
-                port = Port(declared["containerPort"], name=declared.get("name"))
-                assert not allowed(policies, PROMETHEUS, pod, port)
+
+
+def _scraped_port(docs: tuple[Manifest, ...], service: str) -> dict[str, Any]:
+    """The container port Prometheus connects to: the ServiceMonitor names a port of
+    the Service, whose targetPort is a port of the service's container."""
+    (endpoint,) = named(docs, "ServiceMonitor", "tessera")["spec"]["endpoints"]
+    (port,) = [
+        p for p in named(docs, "Service", service)["spec"]["ports"] if p["name"] == endpoint["port"]
+    ]
+    container = main_container(service_deployment(docs, service))
+    number = resolve_port(container, port["targetPort"])
+    declared: list[dict[str, Any]] = [p for p in container["ports"] if p["containerPort"] == number]
+    assert len(declared) == 1, f"{service}: port {number} declared {len(declared)} times"
+    return declared[0]
 
 
 class TestDashboard:
