@@ -15,7 +15,7 @@ from tessera_inference.domain.engine import OnnxModel, Rows, inference_executor
 from tessera_inference.domain.registry import ModelRegistry
 from tessera_inference.domain.service import InferenceService, as_rows
 from tessera_inference.errors import InvalidInput
-from tessera_inference.metrics import InferenceMetrics
+from tessera_inference.metrics import InferenceMetrics, ModelMetrics
 from tessera_inference.settings import PACKAGED_MODELS, Settings
 
 
@@ -70,10 +70,13 @@ class TestEveryCallerGetsItsOwnAnswer:
     async def test_64_concurrent_callers_get_the_rows_a_single_call_gives(
         self, model: OnnxModel, executor: ThreadPoolExecutor
     ) -> None:
+        from prometheus_client import CollectorRegistry
+
         rows = distinct_rows(64)
-        sizes: list[int] = []
+        registry = CollectorRegistry()
+        metrics = ModelMetrics(InferenceMetrics(registry), "breast-cancer", "2.0")
         batcher = DynamicBatcher(
-            model.run, executor, max_batch_size=64, max_wait_s=0.05, on_batch=sizes.append
+            model.run, executor, max_batch_size=64, max_wait_s=0.05, metrics=metrics
         )
 
         results = await asyncio.gather(*(batcher.infer(rows[i : i + 1]) for i in range(64)))
@@ -81,7 +84,9 @@ class TestEveryCallerGetsItsOwnAnswer:
         expected = model.run(rows)
         for i, result in enumerate(results):
             np.testing.assert_allclose(result, expected[i : i + 1], atol=1e-6)
-        assert sizes == [64]
+        labels = {"model": "breast-cancer", "version": "2.0"}
+        assert registry.get_sample_value("inference_batch_size_count", labels) == 1
+        assert registry.get_sample_value("inference_batch_size_sum", labels) == 64
 
     async def test_multi_row_requests_get_back_exactly_their_rows(
         self, executor: ThreadPoolExecutor

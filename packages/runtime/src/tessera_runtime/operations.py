@@ -44,6 +44,7 @@ __all__ = [
     "OperationRoute",
     "implements",
     "operation_endpoint",
+    "operation_id",
     "operation_route_kwargs",
     "with_route_kwargs",
 ]
@@ -176,6 +177,12 @@ def operation_endpoint(operation: Operation, handler: Handler) -> Handler:
     return endpoint
 
 
+def operation_id(operation: Operation) -> str:
+    """The operation's OpenAPI `operationId`, `v1_get_product`; also its `operation`
+    label in the runtime's per-operation metrics."""
+    return f"{operation.version}_{operation.id}"
+
+
 def _error_responses(operation: Operation, statuses: Iterable[int]) -> dict[int | str, Any]:
     return {
         status: {
@@ -219,7 +226,7 @@ def operation_route_kwargs(
         "responses": responses,
         "summary": operation.summary,
         "description": operation.description,
-        "operation_id": f"{operation.version}_{operation.id}",
+        "operation_id": operation_id(operation),
         "name": operation.key,
         "tags": list(operation.tags) or None,
     }

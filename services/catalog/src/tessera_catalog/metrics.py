@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tessera_catalog.db.outbox import Backlog
 from tessera_catalog.db.records import Pool
 
 
@@ -42,10 +44,23 @@ class CatalogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.outbox_pending = Gauge(
             "catalog_outbox_pending",
-            "Outbox events committed but not yet published to JetStream (the backlog), "
-            "recounted periodically; keeps its last value while PostgreSQL is unreachable.",
+            "Outbox rows committed but not yet published to JetStream (the backlog), as "
+            "counted in the database every outbox_pending_refresh_s; every replica reports "
+            "the same shared count. NaN until the first count; keeps its last value while "
+            "PostgreSQL is unreachable.",
             registry=registry,
         )
+        self.outbox_lag = Gauge(
+            "catalog_outbox_lag_seconds",
+            "Age in seconds of the oldest pending outbox event (the next the relay "
+            "publishes), 0 when none is pending; counted with catalog_outbox_pending "
+            "(NaN until the first count, the last value while PostgreSQL is unreachable).",
+            registry=registry,
+        )
+        # Unknown until counted: a 0 would say "no backlog" for a catalog that
+        # (re)started while PostgreSQL was unreachable.
+        self.outbox_pending.set(math.nan)
+        self.outbox_lag.set(math.nan)
         self.outbox_published = Counter(
             "catalog_outbox_published",
             "Outbox events published to JetStream and acknowledged.",
@@ -72,3 +87,8 @@ class CatalogMetrics:
         )
         for part in ("reviews", "inventory", "prediction"):
             self.enriched_degraded.labels(part)
+
+    def outbox_counted(self, backlog: Backlog) -> None:
+        """The backlog as just counted in the database."""
+        self.outbox_pending.set(backlog.pending)
+        self.outbox_lag.set(backlog.oldest_age_s)

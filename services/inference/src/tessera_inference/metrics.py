@@ -2,10 +2,18 @@
 
 Labels only ever take values of loaded models (never a name from a request),
 so a client cannot blow up the series count by asking for made-up models.
+
+The execution metrics follow Triton's definitions (its metrics page): a
+request's *queue time* runs until the model execution carrying its rows starts;
+*inference count* counts rows (a batch of n is n inferences), *execution count*
+counts model executions (ONNX Runtime calls), so inference count / execution
+count is the mean batch size. They mean the same with batching off: the queue
+is then the wait for an inference thread, and each request is one execution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -36,9 +44,42 @@ class InferenceMetrics:
         )
         self.batch_size = Histogram(
             "inference_batch_size",
-            "Rows per ONNX Runtime call.",
+            "Rows per ONNX Runtime call that completed.",
             ["model", "version"],
             buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.queue_duration = Histogram(
+            "inference_queue_duration_seconds",
+            "Time each request waited, from joining its model version's queue (the "
+            "dynamic batcher; with batching off, the wait for an inference thread) until "
+            "the model execution carrying its rows started (Triton's queue time, "
+            "nv_inference_queue_duration_us, per request).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.compute_duration = Histogram(
+            "inference_compute_duration_seconds",
+            "Time of each model execution (one ONNX Runtime call, one observation per "
+            "batch, however many requests it carried).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.inference_count = Counter(
+            "inference_count",
+            "Inferences performed: rows computed, a batch of n counting as n (Triton's "
+            "nv_inference_count).",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.execution_count = Counter(
+            "inference_execution_count",
+            "Model executions (ONNX Runtime calls), a batch counting as one; "
+            "inference_count / execution_count is the mean batch size (Triton's "
+            "nv_inference_exec_count).",
+            ["model", "version"],
             registry=registry,
         )
 
@@ -61,3 +102,26 @@ class InferenceMetrics:
             if histogram is None:
                 histogram = self._histograms[hkey] = self.latency.labels(*hkey)
             histogram.observe(seconds)
+
+
+class ModelMetrics:
+    """The execution metrics of one model version, its label children resolved once."""
+
+    __slots__ = ("_batch_size", "_compute", "_executions", "_inferences", "_queue")
+
+    def __init__(self, metrics: InferenceMetrics, model: str, version: str) -> None:
+        self._batch_size = metrics.batch_size.labels(model, version)
+        self._queue = metrics.queue_duration.labels(model, version)
+        self._compute = metrics.compute_duration.labels(model, version)
+        self._inferences = metrics.inference_count.labels(model, version)
+        self._executions = metrics.execution_count.labels(model, version)
+
+    def executed(self, rows: int, queued_s: Sequence[float], compute_s: float) -> None:
+        """Record one completed execution of `rows` rows that took `compute_s`, whose
+        requests each waited one of `queued_s` for it to start."""
+        for waited in queued_s:
+            self._queue.observe(waited)
+        self._compute.observe(compute_s)
+        self._batch_size.observe(rows)
+        self._inferences.inc(rows)
+        self._executions.inc()

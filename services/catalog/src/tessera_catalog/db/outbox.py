@@ -74,6 +74,34 @@ async def backlog(conn: Executor) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int
+    """Rows committed and not yet published."""
+    oldest_age_s: float
+    """Age of the oldest of them (the next the relay publishes: outbox order), 0 when none."""
+
+
+async def backlog_stats(conn: Executor, timeout_s: float) -> Backlog:
+    """The backlog as the database holds it, in one statement of at most `timeout_s`.
+
+    Both parts read the partial index of pending rows, so the cost follows the
+    backlog, not the table; the age is on the database's clock alone, so clock
+    skew between the catalog's hosts and PostgreSQL cannot bend it.
+    """
+    row = await conn.fetchrow(
+        """
+        SELECT
+            (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending,
+            (SELECT greatest(extract(epoch FROM now() - created_at), 0)::float8
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_age_s
+        """,
+        timeout=timeout_s,
+    )
+    assert row is not None  # an aggregate over no rows is still one row
+    return Backlog(int(row["pending"]), row["oldest_age_s"] or 0.0)
+
+
 async def purge_published(conn: Executor, older_than_s: float) -> int:
     """Delete rows published more than `older_than_s` ago; returns how many."""
     status = await conn.execute(

@@ -19,9 +19,10 @@ When it runs:
   do not end it, so a write load cannot turn an outage into a busy loop;
 - at shutdown, until the outbox is drained, for at most `outbox_shutdown_grace_s`.
 
-`catalog_outbox_pending` is recounted by a task of its own, so it stays true
-while the relay backs off; it keeps its last value while PostgreSQL cannot be
-reached.
+`catalog_outbox_pending` and `catalog_outbox_lag_seconds` are counted in the
+database by a task of its own, so they stay true while the relay backs off or
+is stuck, and whichever replica relays; they keep their last values while
+PostgreSQL cannot be reached.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ LISTENER_APPLICATION_NAME = "tessera-catalog-outbox"
 _HOUSEKEEPING_INTERVAL_S = 300.0
 _LISTEN_CONNECT_TIMEOUT_S = 2.0
 _LISTEN_CLOSE_TIMEOUT_S = 2.0
+# Counting reads the partial index of pending rows: quick even for a backlog of
+# millions. Past this something is wrong, and the gauges keep their last values.
+_BACKLOG_QUERY_TIMEOUT_S = 2.0
 # DatabaseUnavailable: from `records.acquire`, which also drops a connection left
 # in an unknown protocol state; the raw errors: from the LISTEN connection.
 _DB_ERRORS = (
@@ -254,10 +258,14 @@ class OutboxRelay:
         while True:
             try:
                 async with self._acquire() as conn:
-                    self.metrics.outbox_pending.set(await outbox.backlog(conn))
+                    backlog = await outbox.backlog_stats(conn, _BACKLOG_QUERY_TIMEOUT_S)
+                self.metrics.outbox_counted(backlog)
             except _DB_ERRORS as exc:
-                # The gauge keeps its last value; the relay logs the outage.
+                # The gauges keep their last values; the relay logs the outage.
                 logger.debug("cannot count the outbox backlog: %r", exc)
+            except Exception:
+                # A bug here must not freeze the gauges for the process's lifetime.
+                logger.exception("counting the outbox backlog failed")
             await asyncio.sleep(self.settings.outbox_pending_refresh_s)
 
     async def _housekeeping(self) -> None:

@@ -6,24 +6,51 @@ request arrived, whichever comes first; `max_wait_s=0` sends it at the end of
 the current event-loop iteration, i.e. it gathers only what already arrived.
 Each caller gets back exactly its own rows. Rows are validated before they get
 here, so one caller's bad input cannot fail the others in its batch.
+
+Every model execution, batched or not, goes through `execute`, which times it on
+the inference thread and records it in the model version's `ModelMetrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
 
 from tessera_inference.domain.engine import Rows
+from tessera_inference.metrics import ModelMetrics
+
+
+def execute(
+    run: Callable[[Rows], Rows],
+    batch: Rows,
+    enqueued: Sequence[float],
+    metrics: ModelMetrics | None,
+) -> Rows:
+    """One model execution, on an inference thread: `run(batch)`, recorded in `metrics`.
+
+    `enqueued` holds the `time.perf_counter()` at which each request of the batch
+    joined the queue: its queue time ends now, when the execution starts. A
+    failed execution records nothing here (its requests count as errors).
+    """
+    started = time.perf_counter()
+    result = run(batch)
+    if metrics is not None:
+        compute_s = time.perf_counter() - started
+        metrics.executed(len(batch), [started - joined for joined in enqueued], compute_s)
+    return result
 
 
 @dataclass(slots=True)
 class _Waiter:
     rows: Rows
     future: asyncio.Future[Rows]
+    enqueued: float
+    """`time.perf_counter()` when the request joined the batcher."""
 
 
 class BatcherClosed(RuntimeError):
@@ -38,20 +65,20 @@ class DynamicBatcher:
         *,
         max_batch_size: int,
         max_wait_s: float,
-        on_batch: Callable[[int], None] | None = None,
+        metrics: ModelMetrics | None = None,
     ) -> None:
         """Args:
         run: the synchronous model call, [N, F] float32 -> [N, C]; runs on `executor`.
         executor: where `run` is called (never the event loop).
         max_batch_size: most rows per call; one request larger than this runs alone.
         max_wait_s: longest a request waits for others before its batch is sent.
-        on_batch: told the row count of every call (for the batch-size histogram).
+        metrics: where each execution is recorded (queue and compute times, counts).
         """
         self._run = run
         self._executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        self._on_batch = on_batch
+        self._metrics = metrics
         self._open: list[_Waiter] = []
         self._open_rows = 0
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
@@ -67,7 +94,7 @@ class DynamicBatcher:
         if self._open and self._open_rows + n > self.max_batch_size:
             self._send()  # it would not fit: send what is open, start a new batch
         future: asyncio.Future[Rows] = loop.create_future()
-        self._open.append(_Waiter(rows, future))
+        self._open.append(_Waiter(rows, future, time.perf_counter()))
         self._open_rows += n
         if self._open_rows >= self.max_batch_size:
             self._send()
@@ -89,10 +116,11 @@ class DynamicBatcher:
         if not waiters:
             return
         batch = waiters[0].rows if len(waiters) == 1 else np.concatenate([w.rows for w in waiters])
-        if self._on_batch is not None:
-            self._on_batch(len(batch))
+        enqueued = [w.enqueued for w in waiters]
         try:
-            call = asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+            call = asyncio.get_running_loop().run_in_executor(
+                self._executor, execute, self._run, batch, enqueued, self._metrics
+            )
         except RuntimeError as error:  # the executor has been shut down
             for waiter in waiters:
                 waiter.future.set_exception(BatcherClosed(str(error)))

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from tessera_contracts import v1
 
-from tessera_inference.domain.batcher import BatcherClosed, DynamicBatcher
+from tessera_inference.domain.batcher import BatcherClosed, DynamicBatcher, execute
 from tessera_inference.domain.engine import OnnxModel, Rows, inference_executor
 from tessera_inference.domain.registry import ModelRegistry
 from tessera_inference.errors import InvalidInput, ShuttingDown
-from tessera_inference.metrics import Api, InferenceMetrics
+from tessera_inference.metrics import Api, InferenceMetrics, ModelMetrics
 from tessera_inference.settings import Settings
 
 
@@ -68,9 +68,11 @@ class InferenceService:
         self.metrics = metrics
         self._executor = inference_executor(settings.inference_threads)
         self._batchers: dict[str, DynamicBatcher] = {}
-        self._batch_observers: dict[str, _BatchObserver] = {}
+        self._model_metrics: dict[str, ModelMetrics] = {}
         for model in registry:
-            observer = self._batch_observers[model.key] = _BatchObserver(metrics, model)
+            model_metrics = self._model_metrics[model.key] = ModelMetrics(
+                metrics, model.card.name, model.card.version
+            )
             enabled, max_batch_size, max_wait_ms = self.batch_settings(model)
             if enabled:
                 self._batchers[model.key] = DynamicBatcher(
@@ -78,7 +80,7 @@ class InferenceService:
                     self._executor,
                     max_batch_size=max_batch_size,
                     max_wait_s=max_wait_ms / 1000,
-                    on_batch=observer,
+                    metrics=model_metrics,
                 )
         self._closed = False
 
@@ -108,9 +110,17 @@ class InferenceService:
             if batcher is not None:
                 result = await batcher.infer(rows)
             else:
-                self._batch_observers[model.key](len(rows))
+                # Not batched: the request's queue is the wait for an inference thread.
+                enqueued = (time.perf_counter(),)
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._executor, model.run, rows)
+                result = await loop.run_in_executor(
+                    self._executor,
+                    execute,
+                    model.run,
+                    rows,
+                    enqueued,
+                    self._model_metrics[model.key],
+                )
         except BatcherClosed as error:
             raise ShuttingDown() from error
         except RuntimeError as error:
@@ -164,14 +174,3 @@ class InferenceService:
         self._closed = True
         await asyncio.gather(*(b.close() for b in self._batchers.values()))
         self._executor.shutdown(wait=True)
-
-
-class _BatchObserver:
-    # A small callable object rather than a closure: labels are resolved once.
-    __slots__ = ("_child",)
-
-    def __init__(self, metrics: InferenceMetrics, model: OnnxModel) -> None:
-        self._child = metrics.batch_size.labels(model.card.name, model.card.version)
-
-    def __call__(self, rows: int) -> None:
-        self._child.observe(rows)
