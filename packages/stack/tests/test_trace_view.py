@@ -22,11 +22,10 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 from tessera_runtime.span_store import SpanFileExporter, read_spans
+from tessera_runtime.tracing import TRACE_DIR_VARIABLE, otlp_traces_endpoint
 from tessera_stack.cli import main
 from tessera_stack.local.services import (
-    TRACE_DIR_ENV,
     LocalStack,
-    otlp_endpoint,
     service_environment,
 )
 from tessera_stack.trace_view import collect, find, render
@@ -426,21 +425,21 @@ class TestWhereSpansGo:
     def test_every_service_keeps_its_spans_in_the_trace_dir(self, tmp_path: Path) -> None:
         env = service_environment(self.stack(tmp_path, tmp_path / "traces"))
 
-        assert {name: e[TRACE_DIR_ENV] for name, e in env.items()} == {
+        assert {name: e[TRACE_DIR_VARIABLE] for name, e in env.items()} == {
             name: str(tmp_path / "traces") for name in ("gateway", "catalog", "inference")
         }
 
     def test_with_a_collector_no_service_writes_spans_to_disk(self, tmp_path: Path) -> None:
         env = service_environment(self.stack(tmp_path, None))
 
-        assert all(TRACE_DIR_ENV not in e for e in env.values())
+        assert all(TRACE_DIR_VARIABLE not in e for e in env.values())
 
     @pytest.mark.parametrize(
         ("environ", "endpoint"),
         [
             ({}, None),
             ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, None),
-            ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}, "http://otel:4318"),
+            ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/"}, "http://otel:4318/v1/traces"),
             (
                 {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://otel:4318/v1/traces"},
                 "http://otel:4318/v1/traces",
@@ -450,4 +449,4 @@ class TestWhereSpansGo:
     def test_the_collector_comes_from_the_otlp_variables(
         self, environ: dict[str, str], endpoint: str | None
     ) -> None:
-        assert otlp_endpoint(environ) == endpoint
+        assert otlp_traces_endpoint(environ) == endpoint

@@ -8,8 +8,8 @@ OpenTelemetry messaging conventions describe:
 * :func:`request`: a ``send <subject>`` CLIENT span around a request-reply (the
   caller waits for the answer, so the span is the whole exchange);
 * :func:`publish`: a ``publish <subject>`` PRODUCER span around a JetStream
-  publish, optionally linked to the spans that caused the message (the outbox
-  relay links each event to the request that wrote it);
+  publish, linked to the context the message's own ``traceparent`` names (the
+  outbox relay's event: the request that wrote it);
 * :func:`consume`: a ``process <subject>`` CONSUMER span, child of the sender's
   span, around the handling of a message, with the request context bound;
 * :func:`start_delivery`: a ``process <subject>`` CONSUMER span for handing a
@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Link, Span
+from opentelemetry.trace import Span
 
 from tessera_runtime import tracing
 from tessera_runtime.context import (
@@ -82,18 +82,26 @@ async def publish(
     payload: bytes,
     *,
     headers: Mapping[str, str],
-    links: Sequence[Link] = (),
+    stream: str | None = None,
     timeout: float | None = None,
 ) -> PubAck:
-    """Publish to a JetStream stream; ``headers`` are sent as they are (an outbox
-    row's stored headers keep the writer's context), ``links`` go on the span."""
+    """Publish to a JetStream stream, expecting ``stream`` to take it.
+
+    ``headers`` are sent as they are: an outbox row's stored headers carry the
+    writer's context, which is the message's creation context for its consumers.
+    The span is linked to that context (not its child: the publish happens later,
+    in the relay, for whichever request wrote the row).
+    """
+    link = tracing.link_to(_header(headers, TRACEPARENT_HEADER))
     with tracing.span(
         f"publish {subject}",
         kind=tracing.SpanKind.PRODUCER,
         attributes=_attributes(subject, "publish", "send", len(payload)),
-        links=links,
+        links=[link] if link is not None else (),
     ):
-        return await jetstream.publish(subject, payload, timeout=timeout, headers=dict(headers))
+        return await jetstream.publish(
+            subject, payload, timeout=timeout, stream=stream, headers=dict(headers)
+        )
 
 
 @contextmanager

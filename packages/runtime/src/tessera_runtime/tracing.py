@@ -63,9 +63,12 @@ __all__ = [
     "configure_tracing",
     "flush_tracing",
     "link_to",
+    "otlp_traces_endpoint",
     "record_error",
+    "recording_span",
     "remote_parent",
     "span",
+    "switched_off",
     "tracer",
 ]
 
@@ -120,13 +123,19 @@ def configure_tracing(service: str, version: str, environ: Mapping[str, str] = o
     return True
 
 
+def switched_off(environ: Mapping[str, str]) -> bool:
+    """Whether the standard switches turn tracing off, whatever else is set."""
+    return (
+        environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        or environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none"
+    )
+
+
 def _exporters(service: str, environ: Mapping[str, str]) -> list[SpanExporter]:
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return []
-    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+    if switched_off(environ):
         return []
     exporters: list[SpanExporter] = []
-    endpoint = _traces_endpoint(environ)
+    endpoint = otlp_traces_endpoint(environ)
     if endpoint:
         # Imported here: it pulls in requests and protobuf, which an untraced
         # service never needs.
@@ -141,7 +150,7 @@ def _exporters(service: str, environ: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
-def _traces_endpoint(environ: Mapping[str, str]) -> str | None:
+def otlp_traces_endpoint(environ: Mapping[str, str]) -> str | None:
     """The URL spans are posted to, as the OTLP exporter specification derives it:
     the signal's own variable as it is, else the base endpoint plus ``/v1/traces``."""
     endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
@@ -258,6 +267,14 @@ def span(
         _reset(context_token)
         otel_context.detach(otel_token)
         new_span.end()
+
+
+def recording_span() -> Span | None:
+    """The current span if it is being recorded (tracing on and sampled), else None."""
+    if _tracer is None:
+        return None
+    current = trace.get_current_span()
+    return current if current.is_recording() else None
 
 
 def record_error(error: BaseException, span_: Span | None = None) -> None:

@@ -129,7 +129,7 @@ class OtlpReceiver:
 
 def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if self.path != "/v1/traces" or not 0 < length <= _MAX_BODY:
                 self.send_error(404 if self.path != "/v1/traces" else 400)
@@ -148,7 +148,7 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # the test's output is not the place for a line per export
 
     return Handler

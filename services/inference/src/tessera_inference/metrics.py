@@ -107,9 +107,19 @@ class InferenceMetrics:
 class ModelMetrics:
     """The execution metrics of one model version, its label children resolved once."""
 
-    __slots__ = ("_batch_size", "_compute", "_executions", "_inferences", "_queue")
+    __slots__ = (
+        "_batch_size",
+        "_compute",
+        "_executions",
+        "_inferences",
+        "_queue",
+        "model",
+        "version",
+    )
 
     def __init__(self, metrics: InferenceMetrics, model: str, version: str) -> None:
+        self.model = model
+        self.version = version
         self._batch_size = metrics.batch_size.labels(model, version)
         self._queue = metrics.queue_duration.labels(model, version)
         self._compute = metrics.compute_duration.labels(model, version)

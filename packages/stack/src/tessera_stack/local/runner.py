@@ -25,6 +25,7 @@ from types import FrameType
 from typing import NoReturn, TextIO
 
 import asyncpg
+from tessera_runtime.tracing import otlp_traces_endpoint, switched_off
 
 from tessera_stack.local.console import say, warn
 from tessera_stack.local.services import (
@@ -33,7 +34,6 @@ from tessera_stack.local.services import (
     ServiceFailed,
     ServiceProcess,
     local_api_key,
-    otlp_endpoint,
     port_in_use,
     service_environment,
     stop_services,
@@ -203,8 +203,9 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
     prepare_database(database_url)
     nats_url = _start_nats(options, stack)
     # Spans go to the collector the environment names, else to disk for `tessera trace`.
-    collector = otlp_endpoint(os.environ)
-    spans = None if collector else trace_dir(options.data_dir)
+    collector = otlp_traces_endpoint(os.environ)
+    off = switched_off(os.environ)
+    spans = None if collector or off else trace_dir(options.data_dir)
     if spans is not None:
         # Made now, so that `tessera trace` before the first request says "no spans yet".
         spans.mkdir(exist_ok=True)
@@ -222,7 +223,9 @@ def _run(options: UpOptions, stack: ExitStack) -> NoReturn:
     say(
         f'  try        curl -H "Authorization: Bearer $(cat {_shown(api_key.path)})" {gateway}/v1/products?limit=2'
     )
-    if spans is None:
+    if off:
+        say("  traces     off (OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none)")
+    elif spans is None:
         say(f"  traces     exported over OTLP to {collector}")
     else:
         say(f"  traces     {_trace_hint(options.data_dir)}   (spans kept in {_shown(spans)})")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from tessera_runtime.tracing import TRACE_DIR_VARIABLE
 
 from tessera_stack.local.console import say
 from tessera_stack.process import spawn, stop_processes
@@ -29,10 +30,6 @@ _NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
 GRACEFUL_SHUTDOWN_S = 5
 # ...and we SIGKILL a service that is still running after this.
 STOP_TIMEOUT_S = 10.0
-# The services keep their spans under this directory (tessera_runtime.span_store)...
-TRACE_DIR_ENV = "TESSERA_TRACE_DIR"
-# ...unless one of these sends them to an OpenTelemetry collector instead.
-OTLP_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 class ServiceFailed(RuntimeError):
@@ -71,12 +68,6 @@ def trace_dir(data_dir: Path) -> Path:
     return data_dir / "traces"
 
 
-def otlp_endpoint(environ: Mapping[str, str]) -> str | None:
-    """The collector the services send their spans to, if `environ` configures one."""
-    endpoints = (environ.get(name, "").strip() for name in OTLP_ENDPOINT_ENV)
-    return next((endpoint for endpoint in endpoints if endpoint), None)
-
-
 def local_api_key(stack: LocalStack) -> LocalApiKey:
     """The local run's API key (every scope), made once and kept in the data dir."""
     # Imported here: the gateway owns its key format; only a local run needs this.
@@ -107,7 +98,7 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
     }
     if stack.trace_dir is not None:
         for environment in environments.values():
-            environment[TRACE_DIR_ENV] = str(stack.trace_dir)
+            environment[TRACE_DIR_VARIABLE] = str(stack.trace_dir)
     return environments
 
 

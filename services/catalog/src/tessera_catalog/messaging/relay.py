@@ -37,6 +37,7 @@ import asyncpg
 import nats.js.errors
 from asyncpg.pool import PoolConnectionProxy
 from tessera_contracts import v1
+from tessera_runtime import nats_tracing
 from tessera_runtime.messaging import NATS_ERRORS, NatsConnection
 from tessera_runtime.tasks import cancel_and_wait
 
@@ -208,11 +209,13 @@ class OutboxRelay:
                     failure = RelayBlocked("disconnected", "NATS disconnected")
                     break
                 try:
-                    ack = await self.nats.jetstream.publish(
+                    # Its span links to the writer's context, stored with the row.
+                    ack = await nats_tracing.publish(
+                        self.nats.jetstream,
                         row.subject,
                         row.payload,
                         stream=v1.CATALOG_STREAM,
-                        headers=dict(row.headers),
+                        headers=row.headers,
                         timeout=self.settings.nats_publish_timeout_s,
                     )
                 except nats.js.errors.NoStreamResponseError as exc:

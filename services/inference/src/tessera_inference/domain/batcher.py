@@ -8,7 +8,10 @@ Each caller gets back exactly its own rows. Rows are validated before they get
 here, so one caller's bad input cannot fail the others in its batch.
 
 Every model execution, batched or not, goes through `execute`, which times it on
-the inference thread and records it in the model version's `ModelMetrics`.
+the inference thread and records it in the model version's `ModelMetrics` and,
+with tracing on, as one span: a child of the first traced request of the batch,
+linked to every traced request it served (N requests, 1 execution), so each
+request's trace leads to the execution that answered it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span
+from tessera_runtime import tracing
 
 from tessera_inference.domain.engine import Rows
 from tessera_inference.metrics import ModelMetrics
@@ -30,19 +36,51 @@ def execute(
     batch: Rows,
     enqueued: Sequence[float],
     metrics: ModelMetrics | None,
+    requests: Sequence[Span] = (),
 ) -> Rows:
     """One model execution, on an inference thread: `run(batch)`, recorded in `metrics`.
 
     `enqueued` holds the `time.perf_counter()` at which each request of the batch
     joined the queue: its queue time ends now, when the execution starts. A
     failed execution records nothing here (its requests count as errors).
+    `requests` are the recorded spans of the traced requests in the batch.
     """
+    span = _execution_span(requests, metrics, len(enqueued), len(batch))
     started = time.perf_counter()
-    result = run(batch)
+    try:
+        result = run(batch)
+    except BaseException as error:
+        if span is not None:
+            tracing.record_error(error, span)
+        raise
+    finally:
+        if span is not None:
+            span.end()
     if metrics is not None:
         compute_s = time.perf_counter() - started
         metrics.executed(len(batch), [started - joined for joined in enqueued], compute_s)
     return result
+
+
+def _execution_span(
+    requests: Sequence[Span], metrics: ModelMetrics | None, size: int, rows: int
+) -> Span | None:
+    tracer = tracing.tracer()
+    if tracer is None or not requests:
+        return None
+    model, version = (metrics.model, metrics.version) if metrics is not None else ("", "")
+    return tracer.start_span(
+        f"execute {model}".strip(),
+        context=trace.set_span_in_context(requests[0]),
+        links=[Link(request.get_span_context()) for request in requests],
+        attributes={
+            "inference.model.name": model,
+            "inference.model.version": version,
+            "inference.batch.size": size,
+            "inference.batch.rows": rows,
+            "inference.batch.traced": len(requests),
+        },
+    )
 
 
 @dataclass(slots=True)
@@ -51,6 +89,8 @@ class _Waiter:
     future: asyncio.Future[Rows]
     enqueued: float
     """`time.perf_counter()` when the request joined the batcher."""
+    span: Span | None
+    """The request's recorded span, which the execution's span links to."""
 
 
 class BatcherClosed(RuntimeError):
@@ -94,7 +134,7 @@ class DynamicBatcher:
         if self._open and self._open_rows + n > self.max_batch_size:
             self._send()  # it would not fit: send what is open, start a new batch
         future: asyncio.Future[Rows] = loop.create_future()
-        self._open.append(_Waiter(rows, future, time.perf_counter()))
+        self._open.append(_Waiter(rows, future, time.perf_counter(), tracing.recording_span()))
         self._open_rows += n
         if self._open_rows >= self.max_batch_size:
             self._send()
@@ -117,9 +157,10 @@ class DynamicBatcher:
             return
         batch = waiters[0].rows if len(waiters) == 1 else np.concatenate([w.rows for w in waiters])
         enqueued = [w.enqueued for w in waiters]
+        traced = [w.span for w in waiters if w.span is not None]
         try:
             call = asyncio.get_running_loop().run_in_executor(
-                self._executor, execute, self._run, batch, enqueued, self._metrics
+                self._executor, execute, self._run, batch, enqueued, self._metrics, traced
             )
         except RuntimeError as error:  # the executor has been shut down
             for waiter in waiters:

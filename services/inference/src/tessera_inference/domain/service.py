@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from tessera_contracts import v1
+from tessera_runtime import tracing
 
 from tessera_inference.domain.batcher import BatcherClosed, DynamicBatcher, execute
 from tessera_inference.domain.engine import OnnxModel, Rows, inference_executor
@@ -112,6 +113,7 @@ class InferenceService:
             else:
                 # Not batched: the request's queue is the wait for an inference thread.
                 enqueued = (time.perf_counter(),)
+                span = tracing.recording_span()
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(
                     self._executor,
@@ -120,6 +122,7 @@ class InferenceService:
                     rows,
                     enqueued,
                     self._model_metrics[model.key],
+                    () if span is None else (span,),
                 )
         except BatcherClosed as error:
             raise ShuttingDown() from error
