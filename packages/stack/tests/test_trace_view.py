@@ -422,12 +422,17 @@ class TestWhereSpansGo:
             trace_dir=trace_dir,
         )
 
-    def test_every_service_keeps_its_spans_in_the_trace_dir(self, tmp_path: Path) -> None:
+    def test_every_service_keeps_its_spans_in_the_trace_dir(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("OTEL_BSP_SCHEDULE_DELAY", raising=False)
         env = service_environment(self.stack(tmp_path, tmp_path / "traces"))
 
         assert {name: e[TRACE_DIR_VARIABLE] for name, e in env.items()} == {
             name: str(tmp_path / "traces") for name in ("gateway", "catalog", "inference")
         }
+        # Exported within half a second, so `tessera trace --last` sees a request at once.
+        assert {e["OTEL_BSP_SCHEDULE_DELAY"] for e in env.values()} == {"500"}
 
     def test_with_a_collector_no_service_writes_spans_to_disk(self, tmp_path: Path) -> None:
         env = service_environment(self.stack(tmp_path, None))

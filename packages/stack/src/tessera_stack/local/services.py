@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from tessera_gateway.domain.local_key import LocalApiKey
 
 SERVICE_NAMES = ("gateway", "catalog", "inference")
+BATCH_DELAY_VARIABLE = "OTEL_BSP_SCHEDULE_DELAY"
+LOCAL_BATCH_DELAY_MS = "500"
 _NAME_WIDTH = max(len(name) for name in SERVICE_NAMES)
 # uvicorn stops waiting for open connections (SSE streams) after this...
 GRACEFUL_SHUTDOWN_S = 5
@@ -99,6 +101,10 @@ def service_environment(stack: LocalStack) -> dict[str, dict[str, str]]:
     if stack.trace_dir is not None:
         for environment in environments.values():
             environment[TRACE_DIR_VARIABLE] = str(stack.trace_dir)
+            # Spans on disk within half a second (the SDK's default is 5 s), so
+            # `tessera trace --last` right after a request shows all of it.
+            if BATCH_DELAY_VARIABLE not in os.environ:
+                environment[BATCH_DELAY_VARIABLE] = LOCAL_BATCH_DELAY_MS
     return environments
 
 
