@@ -21,7 +21,7 @@ With tracing off they only add the headers and bind the context, as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from nats.aio.client import Client
