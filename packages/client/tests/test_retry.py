@@ -154,7 +154,7 @@ class TestRetries:
 
 
 class TestCorrelation:
-    async def test_each_call_starts_a_trace_and_gets_a_request_id(
+    async def test_each_call_gets_a_request_id_and_the_gateway_starts_its_trace(
         self, flaky: Forwarder, stack: Stack
     ) -> None:
         async with _client(flaky.url, stack) as client:
@@ -164,10 +164,9 @@ class TestCorrelation:
         first, second = (seen.headers for seen in flaky.seen)
         assert first["x-request-id"] != second["x-request-id"]
         assert reply.request_id == first["x-request-id"]  # the gateway echoes it
-        for headers in (first, second):
-            version, trace_id, span_id, flags = headers["traceparent"].split("-")
-            assert (version, len(trace_id), len(span_id), flags) == ("00", 32, 16, "01")
-        assert first["traceparent"] != second["traceparent"]
+        # No sampled parent claimed: the gateway's sampler decides.
+        assert "traceparent" not in first
+        assert "traceparent" not in second
 
     async def test_the_callers_context_is_propagated(self, flaky: Forwarder, stack: Stack) -> None:
         async with _client(flaky.url, stack) as client:

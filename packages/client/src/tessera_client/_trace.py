@@ -5,14 +5,16 @@ A caller that is itself handling a traced request passes its context on::
     with tessera_client.trace_context(traceparent=incoming, request_id=incoming_id):
         await client.v1.get_product(product_id)
 
-Without one, each call starts a new trace (random trace-id and span-id, sampled)
-and gets a new request id; retries of a call keep the call's ids.
+Without one, a call sends no `traceparent`, so the gateway starts the trace and
+its sampler decides whether it is recorded (a client that records no spans
+must not claim a sampled parent, which would make the gateway keep every trace
+whatever its sampling ratio); each call gets a new request id, which its
+retries keep.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,18 +80,12 @@ def current_trace_context() -> TraceContext | None:
     return _CURRENT.get()
 
 
-def new_traceparent() -> str:
-    """A new sampled trace: random trace-id and span-id."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
 def correlation_headers() -> dict[str, str]:
-    """The headers of one call: from the current context, else new ones."""
+    """The headers of one call: the current context's, else a new request id alone."""
     context = _CURRENT.get() or TraceContext()
-    headers = {
-        REQUEST_ID: context.request_id or uuid.uuid4().hex,
-        TRACEPARENT: context.traceparent or new_traceparent(),
-    }
-    if context.traceparent and context.tracestate:
-        headers[TRACESTATE] = context.tracestate
+    headers = {REQUEST_ID: context.request_id or uuid.uuid4().hex}
+    if context.traceparent:
+        headers[TRACEPARENT] = context.traceparent
+        if context.tracestate:
+            headers[TRACESTATE] = context.tracestate
     return headers
