@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import ClassVar
 from uuid import UUID, uuid4
@@ -20,6 +20,8 @@ from prometheus_client.samples import Sample
 from tessera_contracts import v1
 from tessera_runtime import ServiceError, create_service_app
 from tessera_runtime.operations import implements
+from tessera_runtime.tracing import configure_tracing
+from tessera_stack.otlp_receiver import otlp_receiver
 
 MISSING = UUID(int=404)
 UNAVAILABLE = UUID(int=503)
@@ -77,6 +79,17 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with running(operations_app()) as client:
         yield client
+
+
+@pytest.fixture
+def traced() -> Iterator[None]:
+    """Tracing on (spans exported to a receiver of the test's own) for the test."""
+    with otlp_receiver() as receiver:
+        configure_tracing("shop", "0", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
+        try:
+            yield
+        finally:
+            configure_tracing("shop", "0", environ={})
 
 
 def traceparent(trace_id: str, flags: str) -> dict[str, str]:
@@ -215,6 +228,7 @@ class TestExposition:
         )
         assert response.text.endswith("# EOF\n")
 
+    @pytest.mark.usefixtures("traced")
     async def test_a_sampled_request_leaves_its_trace_id_as_exemplar(
         self, client: httpx.AsyncClient
     ) -> None:
@@ -231,9 +245,20 @@ class TestExposition:
         bucket = next(sample for sample in buckets if sample.exemplar is exemplar)
         assert 0 < exemplar.value <= float(bucket.labels["le"])
 
+    @pytest.mark.usefixtures("traced")
     async def test_an_unsampled_request_leaves_no_exemplar(self, client: httpx.AsyncClient) -> None:
         await client.get(f"/v1/products/{uuid4()}", headers=traceparent(uuid4().hex, "00"))
-        await client.get(f"/v1/products/{uuid4()}")  # a new trace, not sampled either
+
+        response = await client.get("/metrics", headers={"Accept": OPENMETRICS})
+        buckets = openmetrics_samples(response.text, "tessera_operation_duration_seconds_bucket")
+
+        assert buckets  # the request was observed ...
+        assert [sample.exemplar for sample in buckets if sample.exemplar is not None] == []
+
+    async def test_with_tracing_off_no_trace_is_claimed(self, client: httpx.AsyncClient) -> None:
+        # A caller's sampled flag is no trace anyone recorded here.
+        await client.get(f"/v1/products/{uuid4()}", headers=traceparent(uuid4().hex, "01"))
+        await client.get(f"/v1/products/{uuid4()}")
 
         response = await client.get("/metrics", headers={"Accept": OPENMETRICS})
         buckets = openmetrics_samples(response.text, "tessera_operation_duration_seconds_bucket")

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from tessera_runtime import ServiceError, create_service_app, outgoing_headers, tracing
 from tessera_runtime.tracing import configure_tracing, flush_tracing
 from tessera_stack.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
@@ -30,7 +32,11 @@ def _router() -> APIRouter:
     async def thing(thing_id: int) -> dict[str, object]:
         with tracing.span("load thing", attributes={"thing.id": thing_id}):
             inner = outgoing_headers()
-        return {"outer": outgoing_headers(), "inner": inner}
+        return {
+            "outer": outgoing_headers(),
+            "inner": inner,
+            "current_span_valid": trace.get_current_span().get_span_context().is_valid,
+        }
 
     @router.get("/broken")
     async def broken() -> None:
@@ -201,18 +207,67 @@ class TestServerSpans:
 
 
 class TestOff:
-    async def test_no_span_and_the_cheap_context_still_flows(
+    async def test_switched_off_nothing_is_recorded_and_the_cheap_context_still_flows(
         self, receiver: OtlpReceiver, client: httpx.AsyncClient
     ) -> None:
-        configure_tracing("things", "1.2.3", environ={})
+        # A collector is configured, and the standard switch says no.
+        assert not configure_tracing(
+            "things", "1.2.3", environ=_traced(receiver, OTEL_TRACES_EXPORTER="none")
+        )
         traceparent = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
         response = await client.get("/things/1", headers={"traceparent": traceparent})
 
         body = response.json()
         # tracing.span is a no-op: the inner call names the request's own hop.
         assert body["inner"] == body["outer"]
+        assert body["current_span_valid"] is False
         _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
         assert trace_id == INCOMING_TRACE
         assert body["outer"]["traceparent"] == f"00-{trace_id}-{span_id}-01"
         flush_tracing()
-        assert receiver.spans == []
+        assert receiver.requests == 0
+
+
+class TestSampling:
+    def test_a_ratio_that_is_no_number_keeps_everything(self, receiver: OtlpReceiver) -> None:
+        for ratio in ("nan", "inf", "many"):
+            assert configure_tracing(
+                "things", "1", environ=_traced(receiver, OTEL_TRACES_SAMPLER_ARG=ratio)
+            )
+            with tracing.span("kept", parent=otel_context.Context()) as kept:
+                assert kept is not None
+                assert kept.is_recording()
+        configure_tracing("things", "1", environ={})
+
+    def test_a_new_trace_linked_to_a_sampled_one_is_kept_at_any_ratio(
+        self, receiver: OtlpReceiver
+    ) -> None:
+        configure_tracing("things", "1", environ=_traced(receiver, OTEL_TRACES_SAMPLER_ARG="0"))
+        try:
+            sampled = tracing.link_to(f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01")
+            unsampled = tracing.link_to(f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-00")
+            assert sampled is not None
+            assert unsampled is not None
+            root = otel_context.Context()
+            with tracing.span("relay", parent=root, links=[sampled]) as linked:
+                assert linked is not None
+                assert linked.is_recording()
+            with tracing.span("relay", parent=root, links=[unsampled]) as other:
+                assert other is not None
+                assert not other.is_recording()
+            with tracing.span("relay", parent=root) as alone:
+                assert alone is not None
+                assert not alone.is_recording()
+        finally:
+            configure_tracing("things", "1", environ={})
+
+    async def test_a_method_of_the_clients_own_is_folded(
+        self, receiver: OtlpReceiver, client: httpx.AsyncClient
+    ) -> None:
+        configure_tracing("things", "1.2.3", environ=_traced(receiver))
+        await client.request("FROBNICATE", "/things/1")
+
+        server = _exported(receiver, 1)[0]
+        assert server.name.startswith("HTTP ")
+        assert server.attributes["http.request.method"] == "_OTHER"
+        assert server.attributes["http.request.method_original"] == "FROBNICATE"

@@ -250,6 +250,24 @@ class TestFindingATrace:
         assert code == 0
         assert out.startswith(f"trace {stored.later}  request {LATER_REQUEST}  1 span  ")
 
+    def test_last_is_the_request_that_ended_last_not_the_background_work_after_it(
+        self, tmp_path: Path
+    ) -> None:
+        services = Services(tmp_path)
+        span(services, "gateway", "GET /v1/products", 0, 5, kind=SpanKind.SERVER)
+        # A request that came with a traceparent: its server span's parent is not stored.
+        entered = span(services, "gateway", "POST /v1/products", 10, 20, remote_parent(7, 0xABC),
+                       kind=SpanKind.SERVER)  # fmt: skip
+        # Then the relay's publish of the event it wrote: a root, but no request.
+        span(services, "catalog", "publish catalog.v1.product.created", 21, 22,
+             kind=SpanKind.PRODUCER, links=[Link(entered.get_span_context())])  # fmt: skip
+        services.shutdown()
+
+        found = find(read_spans(tmp_path), None)
+
+        assert found is not None
+        assert found.trace_id == ids(entered)[0]
+
     def test_without_roots_last_is_the_latest_span(self, tmp_path: Path) -> None:
         services = Services(tmp_path)
         for n, end_ms in enumerate((5, 9, 7)):

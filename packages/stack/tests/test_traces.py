@@ -233,6 +233,7 @@ def test_an_event_keeps_the_trace_of_the_request_that_wrote_it(
             ("catalog", "server", "POST /v1/products"),
             ("catalog", "producer", f"publish {CREATED}"),
             ("gateway", "consumer", f"process {CREATED}"),
+            ("gateway", "server", "GET /v1/events"),
         } <= names
 
     spans = receiver.wait_for(relayed, timeout_s=15)
@@ -241,9 +242,15 @@ def test_an_event_keeps_the_trace_of_the_request_that_wrote_it(
     )
     writer_context = {(writer.trace_id, writer.span_id)}
     # The relay publishes later, in a trace of its own, linked to the writer
-    # (whose context the outbox row kept); so is the SSE delivery.
+    # (whose context the outbox row kept), and under the writer's request id.
     publish = _one(spans, "catalog", "producer", f"publish {CREATED}")
     assert {(k.trace_id, k.span_id) for k in publish.links} == writer_context
-    assert publish.trace_id != trace_id
+    assert (publish.trace_id != trace_id, publish.parent_span_id) == (True, None)
+    assert publish.attributes["tessera.request_id"] == writer.attributes["tessera.request_id"]
+    # So does each SSE delivery, also linked to the stream's own request.
     delivery = _one(spans, "gateway", "consumer", f"process {CREATED}")
-    assert {(k.trace_id, k.span_id) for k in delivery.links} == writer_context
+    assert delivery.parent_span_id is None
+    stream = _one(spans, "gateway", "server", "GET /v1/events")
+    assert {(k.trace_id, k.span_id) for k in delivery.links} == writer_context | {
+        (stream.trace_id, stream.span_id)
+    }

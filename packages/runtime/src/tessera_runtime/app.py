@@ -18,6 +18,7 @@ The app is composed through FastAPI's public API, in the order requests meet it:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, cast
@@ -69,12 +70,14 @@ def _service_lifespan(
         # Reset first, so an app whose lifespan runs again (tests) is ready again.
         app.state.draining = False
         async with AsyncExitStack() as stack:
+            # First in, so last out: after the service's resources closed, the
+            # spans of its final requests and of its shutdown are exported (in a
+            # thread: the export may wait on the collector).
+            stack.push_async_callback(asyncio.to_thread, flush_tracing)
             state = None if lifespan is None else await stack.enter_async_context(lifespan(app))
             # The probe port's heartbeat and readiness run on the service's open
             # resources, and stop before they close.
             await stack.enter_async_context(publish_probes(app, state or {}))
-            # Last out: the spans of the final requests and of the shutdown itself.
-            stack.callback(flush_tracing)
             try:
                 yield state
             finally:

@@ -25,7 +25,9 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tessera_runtime import tracing
 from tessera_runtime.context import current_context
+from tessera_runtime.tracing import KNOWN_HTTP_METHODS
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -43,7 +45,7 @@ below 5 ms, where the gateway's and inference's operations answer."""
 
 # Any other method string a client sends is folded into "OTHER": label values
 # must come from a bounded set or the time series count is up to the client.
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_KNOWN_METHODS = KNOWN_HTTP_METHODS
 _SAMPLED = "01"
 _OPENMETRICS = "application/openmetrics-text"
 
@@ -140,7 +142,9 @@ class HttpMetrics:
         series.duration.observe(duration_s)
         histogram = series.operation_duration
         if histogram is not None:
-            ctx = current_context()
+            # Only a trace this service recorded is worth pointing to: with tracing
+            # off, a sampled flag is the caller's claim, not a trace anyone can find.
+            ctx = current_context() if tracing.tracer() is not None else None
             if ctx is not None and ctx.trace_flags == _SAMPLED:
                 histogram.observe(duration_s, {"trace_id": ctx.trace_id})
             else:

@@ -193,11 +193,13 @@ class RequestContextMiddleware:
                 # returned without answering; either way the server sends a 500.
                 status = 500
             route = self.route_template(scope)
-            self.metrics.observe(scope["method"], route, status, duration)
-            self._log(scope, route, status, duration)
-            if server_span is not None:
-                server_span.end(route, status)
-            _reset(token)
+            try:
+                self.metrics.observe(scope["method"], route, status, duration)
+                self._log(scope, route, status, duration)
+            finally:
+                if server_span is not None:
+                    server_span.end(route, status)
+                _reset(token)
 
     def _log(self, scope: Scope, route: str, status: int, duration: float) -> None:
         level = logging.DEBUG if route in self.quiet_routes else logging.INFO

@@ -67,6 +67,9 @@ async def request(
     headers: Mapping[str, str] | None = None,
 ) -> Msg:
     """Request-reply on ``subject`` with the current context (and ``headers``) sent along."""
+    if tracing.tracer() is None:
+        sent = {**outgoing_headers(), **(headers or {})}
+        return await client.request(subject, payload, timeout=timeout, headers=sent or None)
     with tracing.span(
         f"send {subject}",
         kind=tracing.SpanKind.CLIENT,
@@ -89,15 +92,22 @@ async def publish(
 
     ``headers`` are sent as they are: an outbox row's stored headers carry the
     writer's context, which is the message's creation context for its consumers.
-    The span is linked to that context (not its child: the publish happens later,
-    in the relay, for whichever request wrote the row).
+    The span starts a trace of its own linked to that context (not its child: the
+    publish happens later, in the relay, for whichever request wrote the row), and
+    carries the writer's request id, so ``tessera trace <request-id>`` finds it.
     """
+    if tracing.tracer() is None:
+        return await jetstream.publish(
+            subject, payload, timeout=timeout, stream=stream, headers=dict(headers)
+        )
     link = tracing.link_to(_header(headers, TRACEPARENT_HEADER))
     with tracing.span(
         f"publish {subject}",
         kind=tracing.SpanKind.PRODUCER,
         attributes=_attributes(subject, "publish", "send", len(payload)),
         links=[link] if link is not None else (),
+        parent=otel_context.Context(),
+        request_id=sane_request_id(_header(headers, REQUEST_ID_HEADER)),
     ):
         return await jetstream.publish(
             subject, payload, timeout=timeout, stream=stream, headers=dict(headers)
@@ -132,16 +142,33 @@ def consume(msg: Msg, *, consumer_group: str | None = None) -> Iterator[RequestC
 def start_delivery(msg: Msg) -> Span | None:
     """Start the span of handing ``msg`` on; the caller ends it (None with tracing off).
 
-    Not made current: the caller is an async generator that yields while the
-    span is open, and a context attached across a ``yield`` leaks into its consumer.
+    A trace of its own per delivery, linked to the message's creation context
+    (kept whenever that trace was) and to the span current now (the stream's
+    request): a stream lasts hours, and its deliveries would otherwise wait in a
+    trace whose root is exported only when the stream ends. Not made current:
+    the caller is an async generator that yields while the span is open, and a
+    context attached across a ``yield`` leaks into its consumer.
     """
     tracer = tracing.tracer()
     if tracer is None:
         return None
-    link = tracing.link_to(_header(msg.headers or {}, TRACEPARENT_HEADER))
+    headers = msg.headers or {}
+    links = [
+        link
+        for link in (
+            tracing.link_to(_header(headers, TRACEPARENT_HEADER)),
+            tracing.link_to_current(),
+        )
+        if link is not None
+    ]
+    attributes = _attributes(msg.subject, "process", "process", len(msg.data))
+    request_id = sane_request_id(_header(headers, REQUEST_ID_HEADER))
+    if request_id is not None:
+        attributes[tracing.REQUEST_ID_ATTRIBUTE] = request_id
     return tracer.start_span(
         f"process {msg.subject}",
+        context=otel_context.Context(),
         kind=tracing.SpanKind.CONSUMER,
-        attributes=_attributes(msg.subject, "process", "process", len(msg.data)),
-        links=[link] if link is not None else [],
+        attributes=attributes,
+        links=links,
     )

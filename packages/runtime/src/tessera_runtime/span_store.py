@@ -291,10 +291,16 @@ class SpanFileExporter(SpanExporter):
     def _append(self, data: bytes) -> None:
         assert self._fd is not None
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._size += len(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self._size += written
+        except OSError:
+            # Part of a line may be on disk (disk full): the next batch starts a
+            # new file instead of appending whole lines to a torn one.
+            self._close()
+            raise
 
     def _start_file(self) -> None:
         self._close()

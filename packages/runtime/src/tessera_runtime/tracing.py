@@ -29,6 +29,7 @@ log lines inside a span name that span.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
@@ -54,6 +61,7 @@ from tessera_runtime.context import (
 )
 
 __all__ = [
+    "KNOWN_HTTP_METHODS",
     "REQUEST_ID_ATTRIBUTE",
     "TRACE_DIR_VARIABLE",
     "ServerSpan",
@@ -63,6 +71,7 @@ __all__ = [
     "configure_tracing",
     "flush_tracing",
     "link_to",
+    "link_to_current",
     "otlp_traces_endpoint",
     "record_error",
     "recording_span",
@@ -74,6 +83,9 @@ __all__ = [
 
 TRACE_DIR_VARIABLE = "TESSERA_TRACE_DIR"
 """Directory that keeps this process's spans when no collector is configured."""
+
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods kept as they are in span names and metric labels; others are folded."""
 
 REQUEST_ID_ATTRIBUTE = "tessera.request_id"
 """Span attribute holding the request id (``tessera trace <request-id>`` finds it)."""
@@ -160,13 +172,44 @@ def otlp_traces_endpoint(environ: Mapping[str, str]) -> str | None:
     return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
+class _LinkedOrRatio(Sampler):
+    """The root sampler: keep a new trace whose span links to a sampled one (an
+    outbox event's relay and delivery, linked to the request that wrote it), else
+    keep the ratio of traces. Without the first rule a 1 % ratio would keep the
+    publish of 1 % of the sampled writes, and an event's trace would break off."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if links and any(link.context.trace_flags.sampled for link in links):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return self._ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"LinkedOrRatio{{{self._ratio.get_description()}}}"
+
+
 def _default_sampler(environ: Mapping[str, str]) -> Sampler:
     raw = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
     try:
         ratio = float(raw) if raw else 1.0
     except ValueError:
         ratio = 1.0
-    return ParentBased(TraceIdRatioBased(min(max(ratio, 0.0), 1.0)))
+    if not math.isfinite(ratio):
+        ratio = 1.0
+    return ParentBased(_LinkedOrRatio(min(max(ratio, 0.0), 1.0)))
 
 
 def flush_tracing(timeout_ms: int = 5_000) -> None:
@@ -175,38 +218,40 @@ def flush_tracing(timeout_ms: int = 5_000) -> None:
         _provider.force_flush(timeout_ms)
 
 
-def remote_parent(traceparent: str | None) -> otel_context.Context | None:
-    """The OpenTelemetry context of a ``traceparent`` value (None if absent or invalid)."""
+def _span_context(traceparent: str | None) -> SpanContext | None:
     parsed = parse_traceparent(traceparent)
     if parsed is None:
         return None
     trace_id, parent_id, flags = parsed
-    span_context = SpanContext(
+    return SpanContext(
         int(trace_id, 16),
         int(parent_id, 16),
         is_remote=True,
         trace_flags=TraceFlags(TraceFlags.SAMPLED if flags == "01" else TraceFlags.DEFAULT),
     )
+
+
+def remote_parent(traceparent: str | None) -> otel_context.Context | None:
+    """The OpenTelemetry context of a ``traceparent`` value (None if absent or invalid)."""
+    span_context = _span_context(traceparent)
+    if span_context is None:
+        return None
     return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 def link_to(traceparent: str | None) -> Link | None:
     """A span link to the span a ``traceparent`` names (an outbox row's writer, ...)."""
-    parsed = parse_traceparent(traceparent)
-    if parsed is None:
-        return None
-    trace_id, parent_id, flags = parsed
-    return Link(
-        SpanContext(
-            int(trace_id, 16),
-            int(parent_id, 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED if flags == "01" else TraceFlags.DEFAULT),
-        )
-    )
+    span_context = _span_context(traceparent)
+    return None if span_context is None else Link(span_context)
 
 
-def context_of(span_: Span, request_id: str) -> RequestContext:
+def link_to_current() -> Link | None:
+    """A span link to the current span, if it is recorded."""
+    current = recording_span()
+    return None if current is None else Link(current.get_span_context())
+
+
+def _context_of(span_: Span, request_id: str) -> RequestContext:
     """The request context that names ``span_`` (logs and outgoing headers)."""
     span_context = span_.get_span_context()
     return RequestContext(
@@ -257,16 +302,18 @@ def span(
     if parent is not None or bound is None:
         new_span.set_attribute(REQUEST_ID_ATTRIBUTE, rid)
     otel_token = otel_context.attach(trace.set_span_in_context(new_span, parent))
-    context_token = _set(context_of(new_span, rid))
+    context_token = _set(_context_of(new_span, rid))
     try:
         yield new_span
     except BaseException as error:
         record_error(error, new_span)
         raise
     finally:
-        _reset(context_token)
-        otel_context.detach(otel_token)
-        new_span.end()
+        try:
+            _reset(context_token)
+            otel_context.detach(otel_token)
+        finally:
+            new_span.end()
 
 
 def recording_span() -> Span | None:
@@ -300,22 +347,26 @@ class ServerSpan:
         request_id: str,
         traceparent: str | None,
     ) -> None:
-        self._method = method
+        # Span names and attribute values come from a bounded set: any other
+        # method a client sends is "_OTHER" in a span named "HTTP", as the HTTP
+        # semantic conventions say.
+        known = method in KNOWN_HTTP_METHODS
+        self._method = method if known else "HTTP"
+        attributes: dict[str, str] = {
+            "http.request.method": method if known else "_OTHER",
+            "url.path": path,
+            REQUEST_ID_ATTRIBUTE: request_id,
+        }
+        if not known:
+            attributes["http.request.method_original"] = method[:64]
         # An empty context, not the current one, when no valid traceparent came:
         # a request never inherits a span from whatever ran before it.
         parent = remote_parent(traceparent) or otel_context.Context()
         self.span = tracer_.start_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": path,
-                REQUEST_ID_ATTRIBUTE: request_id,
-            },
+            self._method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         self._otel_token = otel_context.attach(trace.set_span_in_context(self.span, parent))
-        self.context = context_of(self.span, request_id)
+        self.context = _context_of(self.span, request_id)
 
     def end(self, route: str, status: int) -> None:
         """Name the span after its route, record the status and end it."""
@@ -327,5 +378,7 @@ class ServerSpan:
             # Server spans: a 4xx is the client's error, not this span's.
             if status >= 500:
                 span_.set_status(Status(StatusCode.ERROR))
-        span_.end()
-        otel_context.detach(self._otel_token)
+        try:
+            otel_context.detach(self._otel_token)
+        finally:
+            span_.end()

@@ -16,17 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tessera_runtime.context import parse_traceparent
 from tessera_runtime.span_store import StoredSpan, read_spans
+from tessera_runtime.tracing import REQUEST_ID_ATTRIBUTE
 
 from tessera_stack.local.console import say, warn
 
-REQUEST_ID_ATTRIBUTE = "tessera.request_id"
 MIN_BAR_WIDTH = 20
 NAME_WIDTH_MAX = 48
 LISTED_MAX = 3
 """Ids listed on a links line; the rest are counted."""
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
-_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _RED, _RESET = "\x1b[31m", "\x1b[0m"
 
 
@@ -55,8 +55,8 @@ def wanted_trace_id(argument: str) -> str | None:
     text = argument.strip().lower()
     if _TRACE_ID.fullmatch(text):
         return text
-    match = _TRACEPARENT.fullmatch(text)
-    return match.group(1) if match else None
+    parsed = parse_traceparent(text)
+    return None if parsed is None else parsed[0]
 
 
 def find(spans: Iterable[StoredSpan], argument: str | None) -> Found | None:
@@ -66,31 +66,48 @@ def find(spans: Iterable[StoredSpan], argument: str | None) -> Found | None:
     is looked up as a request id. Several traces may carry one request id (work
     a request's events caused later): the one whose span started first is it.
     """
-    trace_id = None if argument is None else wanted_trace_id(argument)
+    if argument is None:
+        return _latest(spans)
+    trace_id = wanted_trace_id(argument)
     id_seen = False
     by_request: dict[str, int] = {}  # trace id -> earliest start of a span of the request
-    latest_root: tuple[int, str] | None = None
-    latest: tuple[int, str] | None = None
     for span in spans:
-        if argument is None:
-            ended = (span.end_ns, span.trace_id)
-            latest = max(latest or ended, ended)
-            if span.parent_span_id is None:
-                latest_root = max(latest_root or ended, ended)
-        elif span.trace_id == trace_id:
+        if span.trace_id == trace_id:
             id_seen = True
         elif span.attributes.get(REQUEST_ID_ATTRIBUTE) == argument:
             start = by_request.get(span.trace_id, span.start_ns)
             by_request[span.trace_id] = min(start, span.start_ns)
-    if argument is None:
-        last = latest_root or latest
-        return None if last is None else Found(last[1])
     if trace_id is not None and id_seen:
         return Found(trace_id)
     if not by_request:
         return None
     ordered = sorted(by_request, key=lambda t: (by_request[t], t))
     return Found(ordered[0], argument, tuple(ordered[1:]))
+
+
+def _latest(spans: Iterable[StoredSpan]) -> Found | None:
+    """The trace of the request that ended last: its server span is where it entered
+    the system (no parent, or a parent outside what is stored: a caller that sent a
+    `traceparent`). Background traces (an outbox event's publish) come after, and
+    without any server span, the latest root or span."""
+    stored: set[str] = set()
+    entries: list[tuple[int, str, str | None]] = []
+    latest_root: tuple[int, str] | None = None
+    latest: tuple[int, str] | None = None
+    for span in spans:
+        stored.add(span.span_id)
+        ended = (span.end_ns, span.trace_id)
+        latest = max(latest or ended, ended)
+        if span.parent_span_id is None:
+            latest_root = max(latest_root or ended, ended)
+        if span.kind == "server":
+            entries.append((span.end_ns, span.trace_id, span.parent_span_id))
+    entry = max(
+        ((end, trace) for end, trace, parent in entries if parent is None or parent not in stored),
+        default=None,
+    )
+    last = entry or latest_root or latest
+    return None if last is None else Found(last[1])
 
 
 def collect(spans: Iterable[StoredSpan], found: Found) -> Trace:

@@ -34,7 +34,12 @@ async def trace_queries(connection: Connection[Any]) -> None:
 
 def _record(query: LoggedQuery) -> None:
     tracer = tracing.tracer()
-    if tracer is None or not trace.get_current_span().is_recording():
+    if tracer is None:
+        return
+    # The span that ran the query may have ended since (a handler whose last
+    # query ends it): its context still says whether it is a sampled trace.
+    parent = trace.get_current_span().get_span_context()
+    if not (parent.is_valid and parent.trace_flags.sampled):
         return
     end_ns = time.time_ns()
     text = query.query.strip()

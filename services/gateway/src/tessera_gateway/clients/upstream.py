@@ -197,14 +197,18 @@ class Upstream:
             "http.request.method": method,
             "server.address": self.name,
             "url.path": target.partition("?")[0],
-            "http.request.resend_count": attempt - 1,
         }
+        if attempt > 1:
+            attributes["http.request.resend_count"] = attempt - 1
         with tracing.span(method, kind=tracing.SpanKind.CLIENT, attributes=attributes) as span:
             outcome = await self._exchange(method, target, _traced(headers), body, deadline)
             if span is not None:
                 result = outcome[0]
                 if isinstance(result, Reply):
                     span.set_attribute("http.response.status_code", result.status)
+                    # Client spans: any 4xx or 5xx answer is a failed call.
+                    if result.status >= 400:
+                        span.set_status(tracing.Status(tracing.StatusCode.ERROR))
                 else:
                     span.set_status(tracing.Status(tracing.StatusCode.ERROR, str(result)))
             return outcome
