@@ -162,6 +162,9 @@ class TestServerSpans:
     ) -> None:
         configure_tracing("things", "1.2.3", environ=_traced(receiver, OTEL_TRACES_SAMPLER_ARG="0"))
         responses = [await client.get("/things/1") for _ in range(20)]
+        # Unsampled requests take tracing-off's path: no span, inside either.
+        assert {r.json()["current_span_valid"] for r in responses} == {False}
+        assert all(r.json()["inner"] == r.json()["outer"] for r in responses)
         # A sampled parent still wins over the ratio (parent-based).
         traceparent = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"
         await client.get("/things/2", headers={"traceparent": traceparent})
@@ -229,6 +232,36 @@ class TestOff:
 
 
 class TestSampling:
+    async def test_a_ratio_keeps_about_that_share_of_new_traces(
+        self, receiver: OtlpReceiver, client: httpx.AsyncClient
+    ) -> None:
+        configure_tracing(
+            "things", "1.2.3", environ=_traced(receiver, OTEL_TRACES_SAMPLER_ARG="0.25")
+        )
+        responses = [await client.get("/things/1") for _ in range(400)]
+
+        sampled = [r for r in responses if r.headers["traceparent"].endswith("-01")]
+        # Binomial(400, 0.25): mean 100, standard deviation 8.7; 5 of them either way.
+        assert 56 <= len(sampled) <= 144
+        servers = [s for s in _exported(receiver, 2 * len(sampled)) if s.kind == "server"]
+        assert {s.trace_id for s in servers} == {
+            r.headers["traceparent"].split("-")[1] for r in sampled
+        }
+
+    def test_an_sdk_sampler_named_in_the_environment_decides_instead(
+        self, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+        configure_tracing(
+            "things", "1", environ=_traced(receiver, OTEL_TRACES_SAMPLER="always_off")
+        )
+        try:
+            with tracing.span("dropped", parent=otel_context.Context()) as dropped:
+                assert dropped is not None  # the SDK was asked, and said no
+                assert not dropped.is_recording()
+        finally:
+            configure_tracing("things", "1", environ={})
+
     def test_a_ratio_that_is_no_number_keeps_everything(self, receiver: OtlpReceiver) -> None:
         for ratio in ("nan", "inf", "many"):
             assert configure_tracing(
@@ -252,12 +285,11 @@ class TestSampling:
             with tracing.span("relay", parent=root, links=[sampled]) as linked:
                 assert linked is not None
                 assert linked.is_recording()
+            # Not kept: no SDK span at all, as with tracing off.
             with tracing.span("relay", parent=root, links=[unsampled]) as other:
-                assert other is not None
-                assert not other.is_recording()
+                assert other is None
             with tracing.span("relay", parent=root) as alone:
-                assert alone is not None
-                assert not alone.is_recording()
+                assert alone is None
         finally:
             configure_tracing("things", "1", environ={})
 

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera_runtime import tracing
-from tessera_runtime.context import _reset, _set, new_context, new_request_id, sane_request_id
+from tessera_runtime.context import _reset, _set, new_context
 from tessera_runtime.logs import AccessLog
 from tessera_runtime.metrics import UNMATCHED_ROUTE, HttpMetrics
 
@@ -142,16 +142,13 @@ class RequestContextMiddleware:
         server_span: tracing.ServerSpan | None = None
         # Probes and scrapes are not traced: every few seconds, they would bury
         # the traces of requests.
-        if tracer is None or scope["path"] in self.quiet_routes:
+        if tracer is not None and scope["path"] not in self.quiet_routes:
+            server_span = tracing.start_server_span(
+                tracer, scope["method"], scope["path"], incoming_id, incoming_traceparent
+            )
+        if server_span is None:
             ctx = new_context(incoming_id, incoming_traceparent)
         else:
-            server_span = tracing.ServerSpan(
-                tracer,
-                scope["method"],
-                scope["path"],
-                sane_request_id(incoming_id) or new_request_id(),
-                incoming_traceparent,
-            )
             ctx = server_span.context
         request_id_header = (_X_REQUEST_ID, ctx.request_id.encode("ascii"))
         status = 0

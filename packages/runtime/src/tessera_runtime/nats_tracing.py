@@ -67,7 +67,7 @@ async def request(
     headers: Mapping[str, str] | None = None,
 ) -> Msg:
     """Request-reply on ``subject`` with the current context (and ``headers``) sent along."""
-    if tracing.tracer() is None:
+    if tracing.recording_span() is None:  # tracing off, or not in a sampled trace
         sent = {**outgoing_headers(), **(headers or {})}
         return await client.request(subject, payload, timeout=timeout, headers=sent or None)
     with tracing.span(
@@ -133,7 +133,11 @@ def consume(msg: Msg, *, consumer_group: str | None = None) -> Iterator[RequestC
         parent=tracing.remote_parent(_header(headers, TRACEPARENT_HEADER))
         or otel_context.Context(),
         request_id=sane_request_id(_header(headers, REQUEST_ID_HEADER)),
-    ):
+    ) as span:
+        if span is None:  # not sampled: the cheap context, as with tracing off
+            with bind_context(headers) as bound:
+                yield bound
+            return
         traced = current_context()
         assert traced is not None  # bound by tracing.span
         yield traced
@@ -161,6 +165,8 @@ def start_delivery(msg: Msg) -> Span | None:
         )
         if link is not None
     ]
+    if not tracing.keep_new_trace(links):
+        return None
     attributes = _attributes(msg.subject, "process", "process", len(msg.data))
     request_id = sane_request_id(_header(headers, REQUEST_ID_HEADER))
     if request_id is not None:

@@ -10,10 +10,12 @@ A service calls :func:`configure_tracing` in its app factory, next to
   ``tessera trace`` reads them; :mod:`tessera_runtime.span_store`).
 
 ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn it off whatever
-else is set. Sampling is parent-based with a trace id ratio: a request that comes
-with a ``traceparent`` follows its sampled flag; one that starts a trace is kept
-with the probability ``OTEL_TRACES_SAMPLER_ARG`` (default 1). ``OTEL_TRACES_SAMPLER``,
-when set, picks another of the SDK's samplers instead, as the specification says.
+else is set. Sampling is parent-based: a request that comes with a
+``traceparent`` follows its sampled flag; one that starts a trace is kept with the
+probability ``OTEL_TRACES_SAMPLER_ARG`` (default 1), and a new trace linked to a
+sampled one always. Both are decided here before the SDK is called, so an
+unsampled request costs what it costs with tracing off. ``OTEL_TRACES_SAMPLER``,
+when set, hands every decision to that SDK sampler instead, as the specification says.
 
 With tracing off, nothing here creates an SDK object: the request middleware and
 the clients test :func:`tracer` (a module global) and carry on with the cheap
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,13 +43,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import Attributes
@@ -58,6 +55,7 @@ from tessera_runtime.context import (
     current_context,
     new_request_id,
     parse_traceparent,
+    sane_request_id,
 )
 
 __all__ = [
@@ -65,12 +63,14 @@ __all__ = [
     "REQUEST_ID_ATTRIBUTE",
     "TRACE_DIR_VARIABLE",
     "ServerSpan",
+    "start_server_span",
     "SpanKind",
     "Status",
     "StatusCode",
     "configure_tracing",
     "flush_tracing",
     "link_to",
+    "keep_new_trace",
     "link_to_current",
     "otlp_traces_endpoint",
     "record_error",
@@ -92,6 +92,8 @@ REQUEST_ID_ATTRIBUTE = "tessera.request_id"
 
 _tracer: trace.Tracer | None = None
 _provider: TracerProvider | None = None
+_root_ratio: float | None = 1.0
+"""Share of new traces kept; None when OTEL_TRACES_SAMPLER leaves it to the SDK."""
 
 
 def tracer() -> trace.Tracer | None:
@@ -123,8 +125,14 @@ def configure_tracing(service: str, version: str, environ: Mapping[str, str] = o
     resource = Resource.create(
         {"service.name": service, "service.version": version, "service.namespace": "tessera"}
     )
-    # The provider's default sampler reads OTEL_TRACES_SAMPLER; without it ours applies.
-    sampler = None if environ.get("OTEL_TRACES_SAMPLER") else _default_sampler(environ)
+    global _root_ratio
+    # With OTEL_TRACES_SAMPLER, the provider's default sampler reads it and decides
+    # everything. Without it, the ratio is applied here before any SDK call (see
+    # `keep_new_trace`), and the SDK only follows parents.
+    if environ.get("OTEL_TRACES_SAMPLER"):
+        sampler, _root_ratio = None, None
+    else:
+        sampler, _root_ratio = ParentBased(ALWAYS_ON), _ratio(environ)
     # Not the global provider: it can be set once per process, and it would make
     # the libraries' own (unused) instrumentation points record too.
     provider = TracerProvider(resource=resource, sampler=sampler)
@@ -172,36 +180,7 @@ def otlp_traces_endpoint(environ: Mapping[str, str]) -> str | None:
     return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
-class _LinkedOrRatio(Sampler):
-    """The root sampler: keep a new trace whose span links to a sampled one (an
-    outbox event's relay and delivery, linked to the request that wrote it), else
-    keep the ratio of traces. Without the first rule a 1 % ratio would keep the
-    publish of 1 % of the sampled writes, and an event's trace would break off."""
-
-    def __init__(self, ratio: float) -> None:
-        self._ratio = TraceIdRatioBased(ratio)
-
-    def should_sample(
-        self,
-        parent_context: otel_context.Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: trace.TraceState | None = None,
-    ) -> SamplingResult:
-        if links and any(link.context.trace_flags.sampled for link in links):
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
-        return self._ratio.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"LinkedOrRatio{{{self._ratio.get_description()}}}"
-
-
-def _default_sampler(environ: Mapping[str, str]) -> Sampler:
+def _ratio(environ: Mapping[str, str]) -> float:
     raw = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
     try:
         ratio = float(raw) if raw else 1.0
@@ -209,7 +188,24 @@ def _default_sampler(environ: Mapping[str, str]) -> Sampler:
         ratio = 1.0
     if not math.isfinite(ratio):
         ratio = 1.0
-    return ParentBased(_LinkedOrRatio(min(max(ratio, 0.0), 1.0)))
+    return min(max(ratio, 0.0), 1.0)
+
+
+def keep_new_trace(links: Sequence[Link] = ()) -> bool:
+    """Whether a span that starts a trace is recorded: when it links to a sampled
+    span (an outbox event's relay and delivery, linked to the request that wrote
+    it: a kept write keeps its event), else with the configured ratio.
+
+    Decided here, before the SDK is called, so that an unsampled request costs
+    no SDK work at all: the SDK would make a span, ids and contexts to drop
+    them. Its children see the unsampled flag of the request context and skip
+    the SDK too (`span`), as a parent-based sampler would drop them.
+    """
+    if _root_ratio is None:  # OTEL_TRACES_SAMPLER: the SDK's sampler decides
+        return True
+    if any(link.context.trace_flags.sampled for link in links):
+        return True
+    return _root_ratio >= 1.0 or random.random() < _root_ratio
 
 
 def flush_tracing(timeout_ms: int = 5_000) -> None:
@@ -290,7 +286,7 @@ def span(
             (message handlers and background work); a new one if None.
     """
     tracer_ = _tracer
-    if tracer_ is None:
+    if tracer_ is None or not _records(parent, links):
         yield None
         return
     bound = current_context()
@@ -316,6 +312,25 @@ def span(
             new_span.end()
 
 
+def _records(parent: otel_context.Context | None, links: Sequence[Link]) -> bool:
+    """Whether a span with this parent (None: the current one) would be recorded,
+    decided as a parent-based sampler would, without calling the SDK."""
+    if _root_ratio is None:  # the SDK's own sampler decides
+        return True
+    if parent is None:
+        bound = current_context()
+        if bound is not None:
+            # A request's context says whether its trace is sampled (an unsampled
+            # one has no SDK span to ask).
+            return bound.trace_flags == "01"
+        parent_context = trace.get_current_span().get_span_context()
+    else:
+        parent_context = trace.get_current_span(parent).get_span_context()
+    if parent_context.is_valid:
+        return parent_context.trace_flags.sampled
+    return keep_new_trace(links)
+
+
 def recording_span() -> Span | None:
     """The current span if it is being recorded (tracing on and sampled), else None."""
     if _tracer is None:
@@ -332,6 +347,26 @@ def record_error(error: BaseException, span_: Span | None = None) -> None:
     if target.is_recording():
         target.record_exception(error)
         target.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:256]))
+
+
+def start_server_span(
+    tracer_: trace.Tracer, method: str, path: str, request_id: str | None, traceparent: str | None
+) -> ServerSpan | None:
+    """The server span of a request that is sampled, or None (the caller then binds
+    the cheap request context: an unsampled request costs no SDK work).
+
+    Args:
+        request_id: the incoming ``X-Request-ID``, sanitised here.
+        traceparent: the incoming ``traceparent``: its sampled flag decides; without
+            one (or an invalid one), the ratio does.
+    """
+    if _root_ratio is not None:
+        parsed = parse_traceparent(traceparent)
+        if (parsed is None and not keep_new_trace()) or (parsed is not None and parsed[2] != "01"):
+            return None
+    return ServerSpan(
+        tracer_, method, path, sane_request_id(request_id) or new_request_id(), traceparent
+    )
 
 
 class ServerSpan:

@@ -191,7 +191,7 @@ class Upstream:
     ) -> tuple[Reply | GatewayError, _Repeat]:
         """One attempt, in a client span of its own when tracing is on; the upstream
         gets the attempt's ``traceparent``, so its server span is the attempt's child."""
-        if tracing.tracer() is None:
+        if tracing.recording_span() is None:  # tracing off, or the request is not sampled
             return await self._exchange(method, target, _traced(headers), body, deadline)
         attributes: dict[str, str | int] = {
             "http.request.method": method,
