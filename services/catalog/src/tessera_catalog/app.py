@@ -27,7 +27,6 @@ from tessera_runtime.messaging import NatsConnection
 from tessera_catalog import __version__
 from tessera_catalog.api import ROUTERS
 from tessera_catalog.db.migrate import is_applied, load_migrations
-from tessera_catalog.db.query_spans import trace_queries
 from tessera_catalog.db.records import Pool, acquire, ping
 from tessera_catalog.domain.enriched import Enricher
 from tessera_catalog.domain.inventory import Inventories
@@ -137,7 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             reset=_keep_session,
-            init=trace_queries,
             server_settings={
                 "application_name": "tessera-catalog",
                 "statement_timeout": str(int(settings.statement_timeout_s * 1000)),

@@ -9,27 +9,46 @@ and its place on the timeline may be late by the time until the event loop ran
 the logger (the rest of the loop iteration). This is the explicit alternative to
 the asyncpg instrumentation, which wraps asyncpg's connection methods in place.
 
-Queries outside a recorded span (the outbox relay's polling, migrations) make
-no span: they belong to no request, and would each start a trace of their own.
+The logger is on a connection only while a sampled request has borrowed it
+(`watch_queries`, from `records.acquire`): queries outside a recorded span (the
+outbox relay's polling, unsampled requests, migrations) cost nothing and make no
+span; they belong to no traced request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from asyncpg import Connection
+import asyncpg
 from asyncpg.connection import LoggedQuery
 from opentelemetry import trace
 from tessera_runtime import tracing
 
-__all__ = ["trace_queries"]
+if TYPE_CHECKING:
+    from tessera_catalog.db.records import Executor
+
+__all__ = ["unwatch_queries", "watch_queries"]
 
 
-async def trace_queries(connection: Connection[Any]) -> None:
-    """Pool ``init`` hook: record this connection's queries as spans while tracing is on."""
-    if tracing.tracer() is not None:
-        connection.add_query_logger(_record)
+def watch_queries(connection: Executor) -> bool:
+    """Record the queries of a connection just borrowed, if the borrower is in a
+    sampled trace; returns whether it does (then `unwatch_queries` before release).
+
+    Per borrowing, not per connection: asyncpg calls a connection's loggers for
+    every query, and in an unsampled request that is work for nothing.
+    """
+    if tracing.recording_span() is None:
+        return False
+    connection.add_query_logger(_record)
+    return True
+
+
+def unwatch_queries(connection: Executor) -> None:
+    """Stop recording the queries of `connection` (before it goes back to the pool)."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # already detached from its proxy
+        connection.remove_query_logger(_record)
 
 
 def _record(query: LoggedQuery) -> None:

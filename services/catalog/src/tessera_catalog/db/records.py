@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from tessera_catalog.db.query_spans import unwatch_queries, watch_queries
 from tessera_catalog.errors import CommitOutcomeUnknown, DatabaseUnavailable
 
 # What the query functions accept: a bare connection (migrations, tests) or one
@@ -89,11 +90,12 @@ def _is_closed(connection: Executor) -> bool:
 class _Borrowed:
     """A pool connection borrowed for an `async with` block: see `acquire`."""
 
-    __slots__ = ("_connection", "_pool", "_timeout_s")
+    __slots__ = ("_connection", "_pool", "_timeout_s", "_watched")
 
     def __init__(self, pool: Pool, timeout_s: float) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
+        self._watched = False
 
     async def __aenter__(self) -> PoolConnectionProxy[asyncpg.Record]:
         try:
@@ -105,6 +107,7 @@ class _Borrowed:
             if is_outage(exc):
                 raise DatabaseUnavailable() from exc
             raise
+        self._watched = watch_queries(self._connection)
         return self._connection
 
     async def __aexit__(
@@ -121,6 +124,8 @@ class _Borrowed:
             if isinstance(exc, Exception) and is_outage(exc, connection):
                 raise DatabaseUnavailable() from exc
         finally:
+            if self._watched:
+                unwatch_queries(connection)
             await _release(self._pool, connection, self._timeout_s)
 
 
