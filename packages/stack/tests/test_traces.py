@@ -95,9 +95,22 @@ def enriched(stack: Stack, receiver: OtlpReceiver) -> tuple[httpx.Response, list
     trace_id = response.headers["traceparent"].split("-")[1]
 
     def complete(spans: list[ReceivedSpan]) -> bool:
-        mine = [s for s in spans if s.trace_id == trace_id]
-        return {s.service for s in mine} == {"gateway", "catalog", "inference"} and any(
-            s.links for s in mine
+        # Each service exports on its own schedule (a server span ends after its
+        # answer went out): wait for every span the test expects.
+        mine = {(s.service, s.kind, s.name) for s in spans if s.trace_id == trace_id}
+        queries = [s for s in spans if s.trace_id == trace_id and s.kind == "client"
+                   and s.service == "catalog" and s.name.startswith("SELECT")]  # fmt: skip
+        return (
+            len(queries) >= 3
+            and {
+                ("gateway", "server", f"GET {ENRICHED_ROUTE}"),
+                ("gateway", "client", "GET"),
+                ("catalog", "server", f"GET {ENRICHED_ROUTE}"),
+                ("catalog", "client", "send inference.v1.predict"),
+                ("inference", "consumer", "process inference.v1.predict"),
+                ("inference", "internal", "execute breast-cancer"),
+            }
+            <= mine
         )
 
     spans = receiver.wait_for(complete, timeout_s=15)
