@@ -43,9 +43,6 @@ OPERATION_DURATION_BUCKETS: Final = (
 """Buckets of ``tessera_operation_duration_seconds``: Prometheus' defaults plus two
 below 5 ms, where the gateway's and inference's operations answer."""
 
-# Any other method string a client sends is folded into "OTHER": label values
-# must come from a bounded set or the time series count is up to the client.
-_KNOWN_METHODS = KNOWN_HTTP_METHODS
 _SAMPLED = "01"
 _OPENMETRICS = "application/openmetrics-text"
 
@@ -128,7 +125,9 @@ class HttpMetrics:
 
     def observe(self, method: str, route: str, status: int, duration_s: float) -> None:
         """Count one finished request and record its duration."""
-        if method not in _KNOWN_METHODS:
+        # Any other method string a client sends is folded into "OTHER": label values
+        # must come from a bounded set or the time series count is up to the client.
+        if method not in KNOWN_HTTP_METHODS:
             method = "OTHER"
         key = (method, route)
         series = self._by_route.get(key)

@@ -115,7 +115,7 @@ def configure_tracing(service: str, version: str, environ: Mapping[str, str] = o
         Whether tracing is on. A second call replaces the first one's tracer
         (the app factory runs once per process, tests run it many times).
     """
-    global _tracer, _provider
+    global _tracer, _provider, _root_ratio
     if _provider is not None:
         _provider.shutdown()
     _tracer = _provider = None
@@ -125,7 +125,6 @@ def configure_tracing(service: str, version: str, environ: Mapping[str, str] = o
     resource = Resource.create(
         {"service.name": service, "service.version": version, "service.namespace": "tessera"}
     )
-    global _root_ratio
     # With OTEL_TRACES_SAMPLER, the provider's default sampler reads it and decides
     # everything. Without it, the ratio is applied here before any SDK call (see
     # `keep_new_trace`), and the SDK only follows parents.
