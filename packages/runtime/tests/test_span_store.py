@@ -287,7 +287,7 @@ WRITER = textwrap.dedent(
     directory, writer, count, max_bytes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "catalog"}))
     exporter = SpanFileExporter(directory, "catalog", max_bytes=max_bytes, max_files=3)
-    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=64, max_queue_size=count))
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=64, max_queue_size=max(count, 2048)))
     tracer = tracer_provider.get_tracer("test")
     sys.stdin.readline()
     for n in range(count):
